@@ -1,0 +1,167 @@
+/**
+ * Configuration from the environment, parsed once per process into typed settings per feature.
+ *
+ * A feature whose variables are missing or malformed is not an error at start: its functions
+ * answer 503 with the feature's code and a message naming the variable (never its value), so the
+ * code can be deployed before a feature is turned on (SPEC §3).
+ */
+import { z } from "zod";
+
+export type Env = Record<string, string | undefined>;
+
+/** A feature's settings, or why it is off (naming the variable, never the value). */
+export type Feature<T> =
+  | { ok: true; value: T }
+  | { ok: false; variable: string; message: string };
+
+const minSecretLength = 32;
+
+const secret = z.string().min(minSecretLength, `must be at least ${minSecretLength} characters`);
+const httpUrl = z.url({ protocol: /^https?$/, error: "must be an http(s) URL" });
+const positiveInt = z.coerce.number().int().positive().max(86_400 * 7);
+const urlList = z.string().transform((value, ctx) => {
+  const items = value.split(",").map((item) => item.trim()).filter(Boolean);
+  for (const item of items) {
+    if (!URL.canParse(item)) {
+      ctx.addIssue({ code: "custom", message: "must be a comma-separated list of absolute URLs" });
+      return z.NEVER;
+    }
+  }
+  return items;
+});
+
+const coreSchema = z.object({
+  SUPABASE_URL: httpUrl,
+  SUPABASE_DB_URL: z.string().regex(/^postgres(ql)?:\/\//, "must be a postgres:// URL"),
+  JWT_SECRET: secret,
+  ACCESS_TOKEN_TTL_SECONDS: positiveInt.default(3600),
+  SIGNUP_MODE: z.enum(["open", "invite"], { error: "must be open or invite" }).default("open"),
+});
+
+const stytchSchema = z.object({
+  STYTCH_PROJECT_ID: z.string().min(1),
+  STYTCH_SECRET: z.string().min(1),
+  STYTCH_API_URL: httpUrl.optional(),
+});
+
+const workosSchema = z.object({
+  WORKOS_API_KEY: z.string().min(1),
+  WORKOS_CLIENT_ID: z.string().min(1),
+  WORKOS_REDIRECT_URI: httpUrl,
+  WORKOS_COOKIE_PASSWORD: secret,
+  WORKOS_API_URL: httpUrl.default("https://api.workos.com"),
+  SITE_URL: httpUrl.optional(),
+  ALLOWED_REDIRECT_URLS: urlList.default([]),
+});
+
+const whatsappSchema = z.object({
+  WHATSAPP_VERIFY_TOKEN: z.string().min(1),
+  WHATSAPP_APP_SECRET: z.string().min(1),
+});
+
+const signupWebhookSchema = z.object({
+  SIGNUP_HOOK_SECRET: z.string().min(1).optional(),
+  SIGNUP_WEBHOOK_TOKEN: z.string().min(minSecretLength).optional(),
+}).refine((v) => v.SIGNUP_HOOK_SECRET || v.SIGNUP_WEBHOOK_TOKEN, {
+  path: ["SIGNUP_HOOK_SECRET"],
+  message: "is missing (set SIGNUP_HOOK_SECRET or SIGNUP_WEBHOOK_TOKEN)",
+});
+
+export interface CoreConfig {
+  supabaseUrl: string;
+  /** `${SUPABASE_URL}/auth/v1`, the issuer Supabase Auth itself uses. */
+  issuer: string;
+  databaseUrl: string;
+  jwtSecret: string;
+  accessTokenTtlSeconds: number;
+  signupMode: "open" | "invite";
+}
+
+export interface StytchConfig {
+  projectId: string;
+  secret: string;
+  apiUrl?: string;
+}
+
+export interface WorkosConfig {
+  apiKey: string;
+  clientId: string;
+  redirectUri: string;
+  cookiePassword: string;
+  apiUrl: string;
+  siteUrl?: string;
+  allowedRedirectUrls: string[];
+}
+
+export interface WhatsappConfig {
+  verifyToken: string;
+  appSecret: string;
+}
+
+export interface SignupWebhookConfig {
+  hookSecrets: string[];
+  bearerToken?: string;
+}
+
+export interface Config {
+  core: Feature<CoreConfig>;
+  stytch: Feature<StytchConfig>;
+  workos: Feature<WorkosConfig>;
+  whatsapp: Feature<WhatsappConfig>;
+  signupWebhook: Feature<SignupWebhookConfig>;
+}
+
+/** Parses every feature's settings from `env` (a plain record: tests pass their own). */
+export function loadConfig(env: Env): Config {
+  return {
+    core: feature(coreSchema, env, (v) => ({
+      supabaseUrl: v.SUPABASE_URL.replace(/\/+$/, ""),
+      issuer: `${v.SUPABASE_URL.replace(/\/+$/, "")}/auth/v1`,
+      databaseUrl: v.SUPABASE_DB_URL,
+      jwtSecret: v.JWT_SECRET,
+      accessTokenTtlSeconds: v.ACCESS_TOKEN_TTL_SECONDS,
+      signupMode: v.SIGNUP_MODE,
+    })),
+    stytch: feature(stytchSchema, env, (v) => ({
+      projectId: v.STYTCH_PROJECT_ID,
+      secret: v.STYTCH_SECRET,
+      apiUrl: v.STYTCH_API_URL,
+    })),
+    workos: feature(workosSchema, env, (v) => ({
+      apiKey: v.WORKOS_API_KEY,
+      clientId: v.WORKOS_CLIENT_ID,
+      redirectUri: v.WORKOS_REDIRECT_URI,
+      cookiePassword: v.WORKOS_COOKIE_PASSWORD,
+      apiUrl: v.WORKOS_API_URL,
+      siteUrl: v.SITE_URL,
+      allowedRedirectUrls: v.ALLOWED_REDIRECT_URLS,
+    })),
+    whatsapp: feature(whatsappSchema, env, (v) => ({
+      verifyToken: v.WHATSAPP_VERIFY_TOKEN,
+      appSecret: v.WHATSAPP_APP_SECRET,
+    })),
+    signupWebhook: feature(signupWebhookSchema, env, (v) => ({
+      hookSecrets: v.SIGNUP_HOOK_SECRET?.split("|").map((s) => s.trim()).filter(Boolean) ?? [],
+      bearerToken: v.SIGNUP_WEBHOOK_TOKEN,
+    })),
+  };
+}
+
+/** Reads the schema's variables from env (empty counts as unset) and reports the first problem. */
+function feature<S extends z.ZodObject, T>(
+  schema: S,
+  env: Env,
+  build: (value: z.output<S>) => T,
+): Feature<T> {
+  const names = Object.keys(schema.shape);
+  const input = Object.fromEntries(names.map((name) => [name, env[name]?.trim() || undefined]));
+  const parsed = schema.safeParse(input);
+  if (parsed.success) return { ok: true, value: build(parsed.data) };
+  const issue = parsed.error.issues[0];
+  const variable = String(issue.path[0] ?? names[0]);
+  let message = `${variable} is malformed: ${issue.message}`;
+  if (input[variable] === undefined) {
+    message = issue.code === "custom" ? `${variable} ${issue.message}` : `${variable} is missing`;
+  }
+  return { ok: false, variable, message };
+}

@@ -1,0 +1,45 @@
+/**
+ * What a handler depends on, passed in rather than patched: configuration, the database and the
+ * clock. Each function's index.ts builds the production default once per process; tests and the
+ * local server pass their own.
+ */
+import { type Config, type CoreConfig, loadConfig } from "./config.ts";
+import { connectDatabase, type Sql } from "./db.ts";
+import { HttpError } from "./http.ts";
+import { createSessionTokens, type SessionTokens } from "./sessions.ts";
+
+export interface Deps {
+  config: Config;
+  /** The service connection; null when the core configuration is missing. */
+  sql: Sql | null;
+  now: () => Date;
+}
+
+/** Built from the process environment; one database pool per process. */
+export function defaultDeps(): Deps {
+  const config = loadConfig(Deno.env.toObject());
+  const sql = config.core.ok ? connectDatabase(config.core.value.databaseUrl) : null;
+  return { config, sql, now: () => new Date() };
+}
+
+export interface Platform {
+  core: CoreConfig;
+  sql: Sql;
+  tokens: SessionTokens;
+}
+
+/**
+ * The services every session function needs, built once when the handler is created. The
+ * returned getter throws 503 naming the variable when the core configuration is missing.
+ */
+export function platformServices(deps: Deps): () => Platform {
+  const { core } = deps.config;
+  if (!core.ok || !deps.sql) {
+    const message = core.ok ? "SUPABASE_DB_URL is missing" : core.message;
+    return () => {
+      throw new HttpError(503, "NOT_CONFIGURED", `Server is not configured: ${message}`);
+    };
+  }
+  const platform = { core: core.value, sql: deps.sql, tokens: createSessionTokens(core.value) };
+  return () => platform;
+}

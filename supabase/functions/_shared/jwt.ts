@@ -1,0 +1,147 @@
+/**
+ * The platform JWT (SPEC §5): HS256 with the project's JWT secret, claims in the shape Supabase
+ * Auth issues, `sub` = person id, so `auth.uid()` in row-level security resolves to the person.
+ */
+import { errors, jwtVerify, SignJWT } from "jose";
+import type { JWTPayload } from "jose";
+
+/** Who and what a token is for; comes from the session payload of identity.session_payload(). */
+export interface TokenSubject {
+  personId: string;
+  email: string;
+  phone: string;
+  sessionId: string;
+  provider: "stytch" | "workos";
+  providers: string[];
+  amrMethod: "otp" | "sso/oauth";
+  /** Unix seconds when the person signed in. */
+  amrTimestamp: number;
+  workspaceId: string | null;
+  workspaceRole: string | null;
+}
+
+export interface PlatformClaims extends JWTPayload {
+  sub: string;
+  exp: number;
+  iat: number;
+  role: string;
+  email: string;
+  phone: string;
+  session_id: string;
+  is_anonymous: boolean;
+  aal: string;
+  amr: { method: string; timestamp: number }[];
+  app_metadata: Record<string, unknown>;
+  user_metadata: Record<string, unknown>;
+}
+
+export interface MintedToken {
+  token: string;
+  expiresIn: number;
+  /** Unix seconds. */
+  expiresAt: number;
+}
+
+export type VerifyResult =
+  | { ok: true; claims: PlatformClaims }
+  | { ok: false; reason: "expired" | "invalid" };
+
+export interface AccessTokens {
+  mint(subject: TokenSubject, now: Date): Promise<MintedToken>;
+  /** A platform access token: HS256 with our secret, our issuer, audience `authenticated`. */
+  verify(token: string, now: Date): Promise<VerifyResult>;
+  /**
+   * Any JWT of the project (anon key, service key, user tokens): what the Edge Runtime checks for
+   * functions with verify_jwt = true. Signature and expiry only.
+   */
+  verifyProjectJwt(token: string, now: Date): Promise<VerifyResult>;
+}
+
+const audience = "authenticated";
+const clockToleranceSeconds = 30;
+
+/** Imports the HMAC key once; mint and verify reuse it for the life of the process. */
+export function createAccessTokens(
+  config: { jwtSecret: string; issuer: string; accessTokenTtlSeconds: number },
+): AccessTokens {
+  const key = crypto.subtle.importKey(
+    "raw",
+    new TextEncoder().encode(config.jwtSecret),
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["sign", "verify"],
+  );
+
+  async function check(
+    token: string,
+    now: Date,
+    claims: { issuer?: string; audience?: string },
+  ): Promise<VerifyResult> {
+    try {
+      const { payload } = await jwtVerify(token, await key, {
+        algorithms: ["HS256"],
+        currentDate: now,
+        clockTolerance: clockToleranceSeconds,
+        requiredClaims: ["exp"],
+        ...claims,
+      });
+      return { ok: true, claims: payload as PlatformClaims };
+    } catch (error) {
+      return { ok: false, reason: error instanceof errors.JWTExpired ? "expired" : "invalid" };
+    }
+  }
+
+  return {
+    async mint(subject, now) {
+      const iat = Math.floor(now.getTime() / 1000);
+      const exp = iat + config.accessTokenTtlSeconds;
+      const appMetadata: Record<string, unknown> = {
+        provider: subject.provider,
+        providers: subject.providers,
+      };
+      if (subject.workspaceId) {
+        appMetadata.workspace_id = subject.workspaceId;
+        appMetadata.workspace_role = subject.workspaceRole;
+      }
+      const token = await new SignJWT({
+        email: subject.email,
+        phone: subject.phone,
+        app_metadata: appMetadata,
+        user_metadata: {},
+        role: "authenticated",
+        aal: "aal1",
+        amr: [{ method: subject.amrMethod, timestamp: subject.amrTimestamp }],
+        session_id: subject.sessionId,
+        is_anonymous: false,
+      })
+        .setProtectedHeader({ alg: "HS256", typ: "JWT" })
+        .setIssuer(config.issuer)
+        .setSubject(subject.personId)
+        .setAudience(audience)
+        .setIssuedAt(iat)
+        .setExpirationTime(exp)
+        .sign(await key);
+      return { token, expiresIn: exp - iat, expiresAt: exp };
+    },
+
+    async verify(token, now) {
+      const result = await check(token, now, { issuer: config.issuer, audience });
+      if (!result.ok) return result;
+      const { sub, session_id } = result.claims;
+      // Tokens we mint always carry both as UUIDs; anything else is not a platform session token.
+      if (!isUuid(sub) || !isUuid(session_id)) {
+        return { ok: false, reason: "invalid" };
+      }
+      return result;
+    },
+
+    verifyProjectJwt: (token, now) => check(token, now, {}),
+  };
+}
+
+const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** True for a UUID string in its canonical form. */
+export function isUuid(value: unknown): value is string {
+  return typeof value === "string" && uuidPattern.test(value);
+}
