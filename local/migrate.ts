@@ -65,7 +65,9 @@ async function migrationFiles(): Promise<MigrationFile[]> {
   const files: MigrationFile[] = [];
   for await (const entry of Deno.readDir(migrationsDir)) {
     const match = /^(\d+)_(.+)\.sql$/.exec(entry.name);
-    if (entry.isFile && match) files.push({ fileName: entry.name, version: match[1], name: match[2] });
+    if (entry.isFile && match) {
+      files.push({ fileName: entry.name, version: match[1], name: match[2] });
+    }
   }
   return files.sort((a, b) => a.version.localeCompare(b.version));
 }
@@ -81,9 +83,7 @@ if (import.meta.main) {
     const result = await migrate(sql);
     if (result.compatApplied) console.log("applied local/supabase_compat.sql (plain Postgres)");
     console.log(
-      result.applied.length
-        ? `applied ${result.applied.join(", ")}`
-        : "database is up to date",
+      result.applied.length ? `applied ${result.applied.join(", ")}` : "database is up to date",
     );
   } finally {
     await sql.end();
