@@ -190,13 +190,15 @@ $$;
 -- back to the email only when the provider says it is verified, so an unverified address can
 -- never take over someone else's person. Safe under concurrency: a lost insert race loops and
 -- finds the winner's row.
--- Returns {person, is_new_user} or {error: 'EMAIL_NOT_VERIFIED' | 'IDENTITY_CONFLICT'}.
+-- With p_invite_only, a new person needs an open invitation for their verified email.
+-- Returns {person, is_new_user} or {error: 'EMAIL_NOT_VERIFIED' | 'IDENTITY_CONFLICT' | 'SIGNUP_DISABLED'}.
 create function identity.upsert_person(
   p_provider text,
   p_provider_user_id text,
   p_email text,
   p_email_verified boolean,
   p_display_name text,
+  p_invite_only boolean,
   p_now timestamptz
 ) returns jsonb
 language plpgsql
@@ -243,6 +245,13 @@ begin
         returning * into v_person;
         exit;
       end if;
+    end if;
+
+    if p_invite_only and not (p_email_verified and exists (
+      select 1 from identity.invitation i
+      where i.email = v_email and i.accepted_at is null and i.expires_at > p_now
+    )) then
+      return jsonb_build_object('error', 'SIGNUP_DISABLED');
     end if;
 
     -- A new person. An unverified email is not stored: it would claim an address nobody proved.
@@ -294,6 +303,7 @@ create function identity.sign_in(
   p_email_verified boolean,
   p_display_name text,
   p_workos_session_id text,
+  p_invite_only boolean,
   p_session_ttl_seconds int,
   p_now timestamptz
 ) returns jsonb
@@ -305,7 +315,7 @@ declare
   v_session identity.session;
 begin
   v_upsert := identity.upsert_person(
-    p_provider, p_provider_user_id, p_email, p_email_verified, p_display_name, p_now
+    p_provider, p_provider_user_id, p_email, p_email_verified, p_display_name, p_invite_only, p_now
   );
   if v_upsert ? 'error' then
     return v_upsert;

@@ -22,7 +22,7 @@ export async function signInForTest(
     email,
     emailVerified: true,
     displayName: null,
-  }, { now: deps.now() });
+  }, { signupMode: deps.config.core.value.signupMode, now: deps.now() });
   if (!result.ok) throw new Error(`sign-in failed: ${result.error}`);
   return tokenResponse(createSessionTokens(deps.config.core.value), result, deps.now());
 }

@@ -23,7 +23,7 @@ export interface ProviderIdentity {
   displayName: string | null;
 }
 
-export type IdentityError = "EMAIL_NOT_VERIFIED" | "IDENTITY_CONFLICT";
+export type IdentityError = "EMAIL_NOT_VERIFIED" | "IDENTITY_CONFLICT" | "SIGNUP_DISABLED";
 
 export type UpsertResult =
   | { ok: true; person: Person & Record<string, unknown>; isNewUser: boolean }
@@ -33,12 +33,13 @@ export type UpsertResult =
 export async function upsertPerson(
   sql: Sql,
   identity: ProviderIdentity,
-  now: Date,
+  options: { signupMode: "open" | "invite"; now: Date },
 ): Promise<UpsertResult> {
   const [{ result }] = await sql`
     select identity.upsert_person(
       ${identity.provider}, ${identity.providerUserId}, ${identity.email},
-      ${identity.emailVerified}, ${identity.displayName}, ${now}
+      ${identity.emailVerified}, ${identity.displayName}, ${options.signupMode === "invite"},
+      ${options.now}
     ) as result`;
   if (result.error) return { ok: false, error: result.error };
   return { ok: true, person: result.person, isNewUser: result.is_new_user };

@@ -149,17 +149,20 @@ export type SignInResult =
   | (SessionPayload & { ok: true; is_new_user: boolean })
   | { ok: false; error: IdentityError };
 
-/** After a provider answered: upsert the person and open a session, in one round trip. */
+/**
+ * After a provider answered: upsert the person and open a session, in one round trip. In
+ * `invite` signup mode a new person needs an open invitation (else SIGNUP_DISABLED).
+ */
 export async function signIn(
   sql: Sql,
   identity: ProviderIdentity,
-  options: { workosSessionId?: string; now: Date },
+  options: { workosSessionId?: string; signupMode: "open" | "invite"; now: Date },
 ): Promise<SignInResult> {
   const [{ result }] = await sql`
     select identity.sign_in(
       ${identity.provider}, ${identity.providerUserId}, ${identity.email},
       ${identity.emailVerified}, ${identity.displayName}, ${options.workosSessionId ?? null},
-      ${sessionTtlSeconds}, ${options.now}
+      ${options.signupMode === "invite"}, ${sessionTtlSeconds}, ${options.now}
     ) as result`;
   return result.error ? { ok: false, error: result.error } : { ok: true, ...result };
 }
