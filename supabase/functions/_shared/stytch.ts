@@ -1,0 +1,191 @@
+/**
+ * Stytch email OTP, through the official `stytch` SDK: the only file that imports it.
+ *
+ * otp-send calls `sendEmailCode` (Stytch "log in or create user by email OTP"), otp-verify calls
+ * `authenticateCode`. Both answer a small result instead of throwing, so handlers choose the HTTP
+ * status: a wrong, expired or reused code is `invalid_code`; Stytch's 429 is `rate_limited`;
+ * anything else (5xx, timeout, network error, unparseable or unexpected answer, refused
+ * credentials) is `provider_error`, so a misconfiguration never looks like a wrong code.
+ * Codes, emails and secrets are never logged.
+ */
+import { Client, envs, RequestError, StytchError } from "stytch";
+import { z } from "zod";
+
+export interface StytchConfig {
+  projectId: string;
+  secret: string;
+  /** STYTCH_API_URL; unset in production. Only its origin is used (the SDK sends absolute `/v1/…` paths). */
+  apiUrl?: string;
+}
+
+export type SendResult =
+  | { ok: true; methodId: string }
+  | { ok: false; reason: "rate_limited" | "provider_error" };
+
+export type AuthenticateResult =
+  | { ok: true; userId: string; email: string; emailVerified: boolean }
+  | { ok: false; reason: "invalid_code" | "rate_limited" | "provider_error" };
+
+export interface StytchOtp {
+  /** Sends a one-time code to `email`, creating the Stytch user if needed; `methodId` is Stytch's email_id. */
+  sendEmailCode(email: string): Promise<SendResult>;
+  /** Checks `code` against the live code of `methodId` (each code works once, until it expires). */
+  authenticateCode(methodId: string, code: string): Promise<AuthenticateResult>;
+}
+
+/** One line of the provider log: what failed, never with whom or with which code. */
+export interface StytchLogEntry {
+  level: "warn";
+  event: "stytch_call_failed";
+  operation: "otps.email.login_or_create" | "otps.authenticate";
+  reason: "rate_limited" | "provider_error";
+  error_type?: string;
+  status_code?: number;
+  stytch_request_id?: string;
+  detail?: "timeout" | "network" | "unparseable_answer" | "unexpected_answer";
+}
+
+export interface StytchOtpOptions {
+  /** Deadline of each Stytch call, at most (and by default) STYTCH_TIMEOUT_MS. */
+  timeoutMs?: number;
+  /** Where failures are reported; defaults to one JSON object a line on stderr. */
+  log?: (entry: StytchLogEntry) => void;
+}
+
+/** Upper bound, and default, of every Stytch call. */
+export const STYTCH_TIMEOUT_MS = 10_000; // 10 s
+
+/** Stytch error types that mean "this code does not sign anyone in", not "Stytch failed". */
+const INVALID_CODE_ERROR_TYPES = new Set([
+  "otp_code_not_found", // 404: wrong code (or superseded by a newer send)
+  "unable_to_auth_otp_code", // 401: code already used or expired
+  "invalid_code", // 400: code format is invalid
+  "invalid_method_id", // 400: method_id format is invalid
+  "email_not_found", // 404: no such email_id
+]);
+
+const sendAnswer = z.object({ email_id: z.string().min(1) });
+const authenticateAnswer = z.object({
+  user_id: z.string().min(1),
+  user: z.object({
+    emails: z.array(z.object({ email_id: z.string(), email: z.string(), verified: z.boolean() })),
+  }),
+});
+
+/**
+ * The Stytch base URL: `apiUrl`'s origin when set (loopback in tests), else Stytch's live API for
+ * `project-live-…` ids and its test API for the rest.
+ *
+ * @example stytchBaseUrl({ projectId: "project-live-1", secret: "s" }) // "https://api.stytch.com/"
+ */
+export function stytchBaseUrl(config: StytchConfig): string {
+  if (config.apiUrl) return `${new URL(config.apiUrl).origin}/`;
+  return config.projectId.startsWith("project-live-") ? envs.live : envs.test;
+}
+
+/**
+ * Builds the SDK client once and returns the two OTP operations.
+ *
+ * @example
+ * const otp = createStytchOtp({ projectId, secret });
+ * const sent = await otp.sendEmailCode("ada@example.com");
+ * if (sent.ok) await otp.authenticateCode(sent.methodId, "123456");
+ */
+export function createStytchOtp(config: StytchConfig, options: StytchOtpOptions = {}): StytchOtp {
+  const timeoutMs = options.timeoutMs ?? STYTCH_TIMEOUT_MS;
+  if (!(timeoutMs > 0 && timeoutMs <= STYTCH_TIMEOUT_MS)) {
+    throw new RangeError(
+      `Cannot create Stytch client: timeoutMs must be in (0, ${STYTCH_TIMEOUT_MS}]`,
+    );
+  }
+  const log = options.log ?? ((entry) => console.warn(JSON.stringify(entry)));
+  // `custom_base_url` refuses http://, so a loopback URL goes through `env`. With a non-standard
+  // env the SDK prints one "[Stytch] Warning: Using a custom 'env' value" line at construction.
+  const client = new ClientWithDeadline(
+    { project_id: config.projectId, secret: config.secret, env: stytchBaseUrl(config) },
+    timeoutMs,
+  );
+
+  function failure(operation: StytchLogEntry["operation"], error: unknown, startedAt: number) {
+    const entry: StytchLogEntry = {
+      level: "warn",
+      event: "stytch_call_failed",
+      operation,
+      reason: "provider_error",
+    };
+    if (error instanceof StytchError) {
+      // Only these fields: the error's message is the whole answer body.
+      entry.error_type = error.error_type;
+      entry.status_code = error.status_code;
+      entry.stytch_request_id = error.request_id;
+      if (error.status_code === 429 || error.error_type === "too_many_requests") {
+        entry.reason = "rate_limited";
+      }
+    } else if (error instanceof RequestError) {
+      // Never log the error itself: its `request` holds the email or the code.
+      entry.detail = performance.now() - startedAt >= timeoutMs
+        ? "timeout"
+        : error.message.startsWith("Unable to parse JSON")
+        ? "unparseable_answer"
+        : "network";
+    } else {
+      entry.detail = "unexpected_answer";
+    }
+    log(entry);
+    return entry.reason;
+  }
+
+  return {
+    async sendEmailCode(email) {
+      const startedAt = performance.now();
+      try {
+        const answer = sendAnswer.parse(await client.otps.email.loginOrCreate({ email }));
+        return { ok: true, methodId: answer.email_id };
+      } catch (error) {
+        return { ok: false, reason: failure("otps.email.login_or_create", error, startedAt) };
+      }
+    },
+
+    async authenticateCode(methodId, code) {
+      const startedAt = performance.now();
+      try {
+        const answer = authenticateAnswer.parse(
+          await client.otps.authenticate({ method_id: methodId, code }),
+        );
+        const email = answer.user.emails.find((entry) => entry.email_id === methodId);
+        if (!email) {
+          throw new TypeError(
+            "Cannot read Stytch answer: method_id is not among the user's emails",
+          );
+        }
+        return {
+          ok: true,
+          userId: answer.user_id,
+          email: email.email,
+          emailVerified: email.verified,
+        };
+      } catch (error) {
+        if (error instanceof StytchError && INVALID_CODE_ERROR_TYPES.has(error.error_type)) {
+          return { ok: false, reason: "invalid_code" };
+        }
+        return { ok: false, reason: failure("otps.authenticate", error, startedAt) };
+      }
+    },
+  };
+}
+
+/**
+ * The SDK spreads its fetch config into every `fetch()` call (that is how its `dispatcher` option
+ * reaches undici) but never turns its `timeout` option into a signal, so under Deno's fetch that
+ * option does nothing. A `signal` getter gives each request its own deadline instead; an aborted
+ * request surfaces as the SDK's RequestError.
+ */
+class ClientWithDeadline extends Client {
+  constructor(config: ConstructorParameters<typeof Client>[0], timeoutMs: number) {
+    super(config);
+    Object.defineProperty(this.fetchConfig, "signal", {
+      enumerable: true,
+      get: () => AbortSignal.timeout(timeoutMs),
+    });
+  }
+}
