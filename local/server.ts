@@ -11,7 +11,12 @@ import { loadConfig } from "../supabase/functions/_shared/config.ts";
 import type { Sql } from "../supabase/functions/_shared/db.ts";
 import { connectDatabase } from "../supabase/functions/_shared/db.ts";
 import type { Deps } from "../supabase/functions/_shared/deps.ts";
-import { bearerToken, corsHeaders, type Handler, json } from "../supabase/functions/_shared/http.ts";
+import {
+  bearerToken,
+  corsHeaders,
+  type Handler,
+  json,
+} from "../supabase/functions/_shared/http.ts";
 import { createAccessTokens } from "../supabase/functions/_shared/jwt.ts";
 
 const functionsDir = new URL("../supabase/functions/", import.meta.url);
@@ -27,6 +32,8 @@ export interface LocalServerOptions {
   /** Pool size when the server opens its own pool (1 for PGlite). */
   poolSize?: number;
   now?: () => Date;
+  /** Answers paths outside /functions/v1/ (the dev landing page); else 404. */
+  fallback?: Handler;
 }
 
 export interface LocalServer {
@@ -57,7 +64,9 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
   const projectJwt = config.core.ok ? createAccessTokens(config.core.value) : null;
 
   async function route(req: Request): Promise<Response> {
-    const match = /^\/functions\/v1\/([a-z0-9_-]+)(\/.*)?$/.exec(new URL(req.url).pathname);
+    const { pathname } = new URL(req.url);
+    if (options.fallback && !pathname.startsWith("/functions/")) return options.fallback(req);
+    const match = /^\/functions\/v1\/([a-z0-9_-]+)(\/.*)?$/.exec(pathname);
     const fn = match && functions.get(match[1]);
     if (!fn) return json({ code: "NOT_FOUND", message: "Function not found" }, 404);
     // The Edge Runtime lets CORS preflight through without a JWT.
