@@ -12,7 +12,7 @@ import { uniqueEmail } from "./db.ts";
 export async function signInForTest(
   deps: Deps,
   options: { email?: string; provider?: "stytch" | "workos"; providerUserId?: string } = {},
-): Promise<TokenResponse> {
+): Promise<TokenResponse & { refresh_token: string }> {
   if (!deps.config.core.ok || !deps.sql) throw new Error("test deps need the core config");
   const provider = options.provider ?? "stytch";
   const email = options.email ?? uniqueEmail();
@@ -24,5 +24,10 @@ export async function signInForTest(
     displayName: null,
   }, { signupMode: deps.config.core.value.signupMode, now: deps.now() });
   if (!result.ok) throw new Error(`sign-in failed: ${result.error}`);
-  return tokenResponse(createSessionTokens(deps.config.core.value), result, deps.now());
+  const tokens = await tokenResponse(
+    createSessionTokens(deps.config.core.value),
+    result,
+    deps.now(),
+  );
+  return { ...tokens, refresh_token: tokens.refresh_token! };
 }

@@ -196,11 +196,16 @@ export async function readJson<S extends z.ZodType>(
   schema: S,
   maxBytes = maxJsonBodyBytes,
 ): Promise<z.output<S>> {
+  requireJsonContentType(req);
+  return validate(schema, parseJson(await readBody(req, maxBytes)));
+}
+
+/** 415 unless the Content-Type is JSON (or absent, as from curl without -H). */
+export function requireJsonContentType(req: Request): void {
   const type = req.headers.get("content-type");
   if (type && !/^application\/([\w.+-]+\+)?json\b/i.test(type)) {
     throw new HttpError(415, "UNSUPPORTED_MEDIA_TYPE", "Content-Type must be application/json");
   }
-  return validate(schema, parseJson(await readBody(req, maxBytes)));
 }
 
 /** Validates a value with zod; 400 naming the first invalid field. */

@@ -17,6 +17,7 @@ import {
   maxJsonBodyBytes,
   parseJson,
   readBody,
+  requireJsonContentType,
   validate,
 } from "../_shared/http.ts";
 import {
@@ -48,6 +49,7 @@ export function createHandler(deps: Deps): Handler {
       );
     }
 
+    requireJsonContentType(req);
     const { refresh_token } = validate(refreshBody, parseJson(body));
     const parts = await tokens.refresh.open(refresh_token);
     if (!parts) throw invalidRefreshToken();

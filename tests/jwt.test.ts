@@ -1,0 +1,162 @@
+import assert from "node:assert/strict";
+import { decodeJwt, decodeProtectedHeader, SignJWT } from "jose";
+import { createAccessTokens, type TokenSubject } from "../supabase/functions/_shared/jwt.ts";
+import { createHandler as createMeHandler } from "../supabase/functions/me/handler.ts";
+import { dbTest } from "./support/db.ts";
+import { testDeps, testJwtSecret, testSupabaseUrl } from "./support/deps.ts";
+import { call } from "./support/http.ts";
+import { signInForTest } from "./support/sessions.ts";
+
+const issuer = `${testSupabaseUrl}/auth/v1`;
+const tokens = createAccessTokens({
+  jwtSecret: testJwtSecret,
+  issuer,
+  accessTokenTtlSeconds: 3600,
+});
+const now = new Date("2026-11-22T12:00:00Z");
+const nowSeconds = now.getTime() / 1000;
+
+const subject: TokenSubject = {
+  personId: "5b0e8a52-3c1f-4e0b-9a57-0d2f3c4b5a69",
+  email: "ada@example.test",
+  phone: "",
+  sessionId: "9f1c2d3e-4b5a-4697-8a1b-2c3d4e5f6a7b",
+  provider: "stytch",
+  providers: ["stytch"],
+  amrMethod: "otp",
+  amrTimestamp: nowSeconds - 5,
+  workspaceId: "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
+  workspaceRole: "owner",
+};
+
+/** Signs arbitrary claims the way an attacker (or another system) might. */
+function sign(
+  claims: Record<string, unknown>,
+  options: { alg?: string; secret?: string } = {},
+): Promise<string> {
+  return new SignJWT(claims)
+    .setProtectedHeader({ alg: options.alg ?? "HS256", typ: "JWT" })
+    .sign(new TextEncoder().encode(options.secret ?? testJwtSecret));
+}
+
+function validClaims(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    iss: issuer,
+    aud: "authenticated",
+    role: "authenticated",
+    sub: subject.personId,
+    session_id: subject.sessionId,
+    iat: nowSeconds,
+    exp: nowSeconds + 3600,
+    ...overrides,
+  };
+}
+
+Deno.test("mint issues the claims of SPEC §5 in Supabase Auth's shape", async () => {
+  const minted = await tokens.mint(subject, now);
+  assert.deepEqual(decodeProtectedHeader(minted.token), { alg: "HS256", typ: "JWT" });
+  assert.deepEqual(decodeJwt(minted.token), {
+    iss: issuer,
+    sub: subject.personId,
+    aud: "authenticated",
+    iat: nowSeconds,
+    exp: nowSeconds + 3600,
+    email: "ada@example.test",
+    phone: "",
+    role: "authenticated",
+    aal: "aal1",
+    amr: [{ method: "otp", timestamp: nowSeconds - 5 }],
+    session_id: subject.sessionId,
+    is_anonymous: false,
+    app_metadata: {
+      provider: "stytch",
+      providers: ["stytch"],
+      workspace_id: subject.workspaceId,
+      workspace_role: "owner",
+    },
+    user_metadata: {},
+  });
+  assert.equal(minted.expiresIn, 3600);
+  assert.equal(minted.expiresAt, nowSeconds + 3600);
+});
+
+Deno.test("mint leaves workspace claims out for a person without a workspace", async () => {
+  const minted = await tokens.mint({ ...subject, workspaceId: null, workspaceRole: null }, now);
+  assert.deepEqual(decodeJwt(minted.token).app_metadata, {
+    provider: "stytch",
+    providers: ["stytch"],
+  });
+});
+
+Deno.test("verify accepts a minted token and one within 30 s past its expiry", async () => {
+  const minted = await tokens.mint(subject, now);
+  assert.equal((await tokens.verify(minted.token, now)).ok, true);
+  const skewed = new Date((minted.expiresAt + 29) * 1000);
+  assert.equal((await tokens.verify(minted.token, skewed)).ok, true);
+});
+
+const rejected: [string, () => Promise<string>, "invalid" | "expired"][] = [
+  ["alg none", () => Promise.resolve(unsecured(validClaims())), "invalid"],
+  ["HS512", () => sign(validClaims(), { alg: "HS512" }), "invalid"],
+  [
+    "another secret",
+    () => sign(validClaims(), { secret: "another-secret-of-at-least-32-chars!!" }),
+    "invalid",
+  ],
+  ["a tampered payload", async () => tamper(await sign(validClaims())), "invalid"],
+  ["expired beyond 30 s", () => sign(validClaims({ exp: nowSeconds - 31 })), "expired"],
+  ["a wrong audience", () => sign(validClaims({ aud: "anon" })), "invalid"],
+  ["a wrong issuer", () => sign(validClaims({ iss: "https://evil.test/auth/v1" })), "invalid"],
+  ["no expiry", () => sign(validClaims({ exp: undefined })), "invalid"],
+  ["a sub that is not a uuid", () => sign(validClaims({ sub: "admin" })), "invalid"],
+  ["garbage", () => Promise.resolve("not.a.jwt"), "invalid"],
+  ["an empty string", () => Promise.resolve(""), "invalid"],
+];
+
+for (const [label, token, reason] of rejected) {
+  Deno.test(`verify rejects ${label}`, async () => {
+    assert.deepEqual(await tokens.verify(await token(), now), { ok: false, reason });
+  });
+}
+
+dbTest("me answers 401 for every rejected token, TOKEN_EXPIRED for an expired one", async () => {
+  const deps = testDeps();
+  const handler = createMeHandler(deps);
+  // A real session, so only the token itself is wrong.
+  const session = await signInForTest(deps);
+  const claims = decodeJwt(session.access_token);
+  const nowS = Math.floor(deps.now().getTime() / 1000);
+  const base = { ...claims, iat: nowS, exp: nowS + 3600 };
+  const cases: [string, string, string][] = [
+    ["alg none", unsecured(base), "UNAUTHORIZED"],
+    ["HS512", await sign(base, { alg: "HS512" }), "UNAUTHORIZED"],
+    ["other secret", await sign(base, { secret: "x".repeat(40) }), "UNAUTHORIZED"],
+    ["tampered", tamper(session.access_token), "UNAUTHORIZED"],
+    ["expired", await sign({ ...base, exp: nowS - 31 }), "TOKEN_EXPIRED"],
+    ["wrong aud", await sign({ ...base, aud: "anon" }), "UNAUTHORIZED"],
+    ["wrong iss", await sign({ ...base, iss: "supabase" }), "UNAUTHORIZED"],
+    ["garbage", "garbage", "UNAUTHORIZED"],
+  ];
+  for (const [label, token, code] of cases) {
+    const res = await call(handler, "me", { token });
+    assert.equal(res.status, 401, label);
+    assert.equal(res.body.code, code, label);
+  }
+  assert.equal((await call(handler, "me", { token: session.access_token })).status, 200);
+});
+
+/** An `alg: none` token with the given claims. */
+function unsecured(claims: Record<string, unknown>): string {
+  const encode = (value: unknown) =>
+    btoa(JSON.stringify(value)).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
+  return `${encode({ alg: "none", typ: "JWT" })}.${encode(claims)}.`;
+}
+
+/** The same token with its payload changed (role escalated), signature kept. */
+function tamper(token: string): string {
+  const [header, payload, signature] = token.split(".");
+  const claims = JSON.parse(atob(payload.replaceAll("-", "+").replaceAll("_", "/")));
+  const forged = btoa(JSON.stringify({ ...claims, role: "service_role" }))
+    .replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
+  return `${header}.${forged}.${signature}`;
+}
