@@ -25,8 +25,12 @@ export function testSql(): Sql {
  * A test that uses the database. The pool outlives each test, so Deno's per-test resource and op
  * sanitizers are off here; servers a test starts must still be closed by the test.
  */
-export function dbTest(name: string, fn: () => Promise<void>): void {
-  Deno.test({ name, fn, sanitizeResources: false, sanitizeOps: false });
+export function dbTest(
+  name: string,
+  fn: () => Promise<void>,
+  options: { ignore?: boolean } = {},
+): void {
+  Deno.test({ name, fn, sanitizeResources: false, sanitizeOps: false, ...options });
 }
 
 /** A unique email for one test, so tests never see each other's rows. */
