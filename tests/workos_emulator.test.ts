@@ -41,7 +41,6 @@ async function withWorkos(
         apiKey: emulator.apiKey,
         clientId: emulator.clientId,
         redirectUri,
-        cookiePassword: "x".repeat(32),
         apiUrl: emulator.url,
       },
       { maxRetries: 0, ...options.auth },
@@ -258,7 +257,6 @@ Deno.test("exchangeCode checks the access token issuer when one is configured", 
       apiKey: emulator.apiKey,
       clientId: emulator.clientId,
       redirectUri,
-      cookiePassword: "x".repeat(32),
       apiUrl: emulator.url,
     };
     const matching = createWorkosAuth(config, { maxRetries: 0, issuer: emulator.issuer });
@@ -280,7 +278,6 @@ Deno.test("exchangeCode reports provider_error when the API key is wrong", async
       apiKey: "sk_test_wrong",
       clientId: emulator.clientId,
       redirectUri,
-      cookiePassword: "x".repeat(32),
       apiUrl: emulator.url,
     }, { maxRetries: 0 });
     const { code, codeVerifier } = await signIn();

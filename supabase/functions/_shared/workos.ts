@@ -9,17 +9,29 @@
  */
 import { OauthException, WorkOS } from "@workos-inc/node";
 import { createRemoteJWKSet, jwtVerify } from "jose";
+import type { WorkosConfig } from "./config.ts";
+import { HttpError } from "./http.ts";
 
-/** WorkOS settings, parsed from the environment (SPEC §3). */
-export interface WorkosConfig {
-  apiKey: string;
-  clientId: string;
-  /** Where AuthKit sends the browser back: the `workos-callback` function. */
-  redirectUri: string;
-  /** Seals the login state; not used by this client. */
-  cookiePassword: string;
-  /** `WORKOS_API_URL`, default `https://api.workos.com`; emulators put loopback here. */
-  apiUrl?: string;
+/**
+ * The WorkOS settings this client uses (parsed from the environment by config.ts, SPEC §3):
+ * `redirectUri` is the `workos-callback` function, `apiUrl` is WORKOS_API_URL (emulators put
+ * loopback there). The cookie password and the redirect policy are the functions' business.
+ */
+export type WorkosClientConfig = Pick<
+  WorkosConfig,
+  "apiKey" | "clientId" | "redirectUri" | "apiUrl"
+>;
+
+/**
+ * The 503 of a WorkOS function whose configuration is missing or malformed; `message` is the
+ * config Feature's, which names the variable and never its value (SPEC §3).
+ */
+export function workosNotConfigured(message: string): HttpError {
+  return new HttpError(
+    503,
+    "WORKOS_NOT_CONFIGURED",
+    `WorkOS sign-in is not configured: ${message}`,
+  );
 }
 
 /** What a code exchange yields. */
@@ -69,7 +81,6 @@ export interface WorkosAuthOptions {
   issuer?: string | string[];
 }
 
-const defaultApiUrl = "https://api.workos.com";
 const defaultTimeoutMilliseconds = 10_000;
 const defaultMaxRetries = 1;
 const clockToleranceSeconds = 30;
@@ -92,7 +103,7 @@ const deadlinePassed = Symbol("deadline passed");
  * ```
  */
 export function createWorkosAuth(
-  config: WorkosConfig,
+  config: WorkosClientConfig,
   options: WorkosAuthOptions = {},
 ): WorkosAuth {
   const timeoutMs = options.timeoutMs ?? defaultTimeoutMilliseconds;
@@ -103,7 +114,7 @@ export function createWorkosAuth(
   if (!Number.isInteger(maxRetries) || maxRetries < 0) {
     throw new TypeError("Cannot create WorkOS client: maxRetries must be a non-negative integer");
   }
-  const apiUrl = new URL(config.apiUrl ?? defaultApiUrl);
+  const apiUrl = new URL(config.apiUrl);
   if (apiUrl.protocol !== "https:" && apiUrl.protocol !== "http:") {
     throw new TypeError("Cannot create WorkOS client: apiUrl must be an http(s) URL");
   }
