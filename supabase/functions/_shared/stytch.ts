@@ -10,13 +10,8 @@
  */
 import { Client, envs, RequestError, StytchError } from "stytch";
 import { z } from "zod";
-
-export interface StytchConfig {
-  projectId: string;
-  secret: string;
-  /** STYTCH_API_URL; unset in production. Only its origin is used (the SDK sends absolute `/v1/…` paths). */
-  apiUrl?: string;
-}
+import type { Feature, StytchConfig } from "./config.ts";
+import { createLogger, HttpError } from "./http.ts";
 
 export type SendResult =
   | { ok: true; methodId: string }
@@ -188,4 +183,33 @@ class ClientWithDeadline extends Client {
       get: () => AbortSignal.timeout(timeoutMs),
     });
   }
+}
+
+/**
+ * The Stytch client of a function, built once when its handler is created. The returned getter
+ * throws 503 `STYTCH_NOT_CONFIGURED` naming the variable (never its value) when the Stytch
+ * settings are missing or malformed, so the function can be deployed before Stytch is turned on.
+ * Failures are logged through the function's JSON logger unless `options.log` is given.
+ *
+ * @example
+ * const stytch = stytchOtpService(deps.config.stytch, "otp-send");
+ * const sent = await stytch().sendEmailCode(email); // throws 503 when Stytch is off
+ */
+export function stytchOtpService(
+  feature: Feature<StytchConfig>,
+  functionName: string,
+  options: StytchOtpOptions = {},
+): () => StytchOtp {
+  if (!feature.ok) {
+    const message = `Stytch sign-in is not configured: ${feature.message}`;
+    return () => {
+      throw new HttpError(503, "STYTCH_NOT_CONFIGURED", message);
+    };
+  }
+  const logger = createLogger({ fn: functionName });
+  const otp = createStytchOtp(feature.value, {
+    log: ({ level: _level, event, ...fields }) => logger.warn(event, fields),
+    ...options,
+  });
+  return () => otp;
 }
