@@ -1,0 +1,172 @@
+/**
+ * workos-callback — `GET ?code=…&state=…`, where WorkOS AuthKit sends the browser back after
+ * sign-in (WORKOS_REDIRECT_URI; verify_jwt = false: a browser redirect carries no JWT). Trust comes
+ * from the sealed state (ours, unaltered, unexpired, unused) and from WorkOS accepting the code with
+ * the PKCE verifier the state holds.
+ *
+ * - A missing, forged, expired or already-used state is 400 INVALID_STATE (JSON): there is no
+ *   trustworthy place to send the browser.
+ * - With a good state: exchange the code, upsert the person and open a session in one SQL call,
+ *   then 302 to `<return_to>#access_token=…&token_type=bearer&expires_in=…&expires_at=…
+ *   &refresh_token=…&person_id=…`. Tokens go in the fragment, which browsers never send to a server.
+ * - Any failure after a good state is 302 `<return_to>#error=<CODE>&error_description=<text>` with
+ *   nothing written: ACCESS_DENIED (cancelled at WorkOS), PROVIDER_ERROR (WorkOS `error=` or
+ *   unavailable), INVALID_CODE (WorkOS refused the code), EMAIL_NOT_VERIFIED, SIGNUP_DISABLED,
+ *   IDENTITY_CONFLICT, INTERNAL.
+ *
+ * The shared request log line records only the path: the query (code, state) and the Location
+ * (tokens) never reach a log.
+ */
+import type { Deps } from "../_shared/deps.ts";
+import { platformServices } from "../_shared/deps.ts";
+import type { Sql } from "../_shared/db.ts";
+import { defineHandler, type Handler, HttpError, type Logger } from "../_shared/http.ts";
+import type { IdentityError } from "../_shared/person.ts";
+import { signIn, tokenResponse } from "../_shared/sessions.ts";
+import { createStateSealer, type LoginState } from "../_shared/state.ts";
+import {
+  createWorkosAuth,
+  type WorkosAuthOptions,
+  workosNotConfigured,
+} from "../_shared/workos.ts";
+
+export interface WorkosCallbackOptions {
+  /** WorkOS client tuning (tests pass `maxRetries: 0` and short timeouts). */
+  workos?: WorkosAuthOptions;
+}
+
+/** The codes a failed sign-in sends back in the fragment. */
+export type CallbackErrorCode =
+  | IdentityError
+  | "ACCESS_DENIED"
+  | "PROVIDER_ERROR"
+  | "INVALID_CODE"
+  | "INTERNAL";
+
+const errorDescriptions: Record<CallbackErrorCode, string> = {
+  ACCESS_DENIED: "Sign-in was cancelled",
+  PROVIDER_ERROR: "WorkOS could not complete the sign-in; try again",
+  INVALID_CODE: "WorkOS refused the sign-in code; sign in again",
+  EMAIL_NOT_VERIFIED:
+    "This email address belongs to an existing account and WorkOS has not verified it",
+  SIGNUP_DISABLED: "Sign-up is by invitation only and this email address has no invitation",
+  IDENTITY_CONFLICT: "This email address is already linked to another WorkOS account",
+  INTERNAL: "Unexpected error",
+};
+
+// Redirects carry tokens (success) or a spent state's outcome: never cached, never a Referer.
+const redirectHeaders = { "cache-control": "no-store", "referrer-policy": "no-referrer" };
+const maxDisplayNameLength = 200; // identity.person.display_name's check constraint
+// WorkOS's share (code exchange and JWKS, retries included) of the 10 s within which the callback
+// answers; the rest is for the two database calls.
+const workosBudgetMs = 9_000; // 9 s
+
+export function createHandler(deps: Deps, options: WorkosCallbackOptions = {}): Handler {
+  const platform = platformServices(deps);
+  const feature = deps.config.workos;
+  const services = feature.ok
+    ? {
+      workos: createWorkosAuth(feature.value, { timeoutMs: workosBudgetMs, ...options.workos }),
+      states: createStateSealer(feature.value.cookiePassword),
+    }
+    : null;
+
+  return defineHandler(
+    { name: "workos-callback", methods: ["GET"] },
+    async (req, { log, requestId }) => {
+      if (!feature.ok || !services) throw workosNotConfigured(feature.ok ? "" : feature.message);
+      const { core, sql, tokens } = platform();
+      const now = deps.now();
+      const params = new URL(req.url).searchParams;
+
+      const state = await services.states.open(params.get("state") ?? "", now);
+      if (!state) throw invalidState("State is missing, malformed, forged or expired");
+
+      // The state is ours: from here on the browser goes back to return_to, with tokens or an error.
+      const fail = (code: CallbackErrorCode, fields: Record<string, unknown> = {}) => {
+        log.warn("workos_sign_in_failed", { reason: code, ...fields });
+        const description = code === "INTERNAL"
+          ? `${errorDescriptions.INTERNAL} (request id ${requestId})`
+          : errorDescriptions[code];
+        return redirect(state.returnTo, { error: code, error_description: description });
+      };
+
+      try {
+        if (!await consumeState(sql, state, now)) throw invalidState("State has already been used");
+
+        const providerError = params.get("error");
+        if (providerError !== null) {
+          // WorkOS's own description is not passed on: anyone can put text in this URL.
+          return fail(providerError === "access_denied" ? "ACCESS_DENIED" : "PROVIDER_ERROR", {
+            workos_error: /^[a-z_]{1,64}$/.test(providerError) ? providerError : "other",
+          });
+        }
+        const code = params.get("code");
+        if (!code) return fail("PROVIDER_ERROR", { detail: "no_code" });
+
+        const exchange = await services.workos.exchangeCode(code, state.codeVerifier);
+        if (!exchange.ok) {
+          return fail(exchange.reason === "invalid_grant" ? "INVALID_CODE" : "PROVIDER_ERROR", {
+            workos_reason: exchange.reason,
+          });
+        }
+
+        const { user, sessionId } = exchange;
+        const displayName = [user.firstName, user.lastName].filter(Boolean).join(" ")
+          .slice(0, maxDisplayNameLength) || null;
+        const result = await signIn(sql, {
+          provider: "workos",
+          providerUserId: user.id,
+          email: user.email,
+          emailVerified: user.emailVerified,
+          displayName,
+        }, { workosSessionId: sessionId, signupMode: core.signupMode, now });
+        if (!result.ok) return fail(result.error, { workos_user_id: user.id });
+
+        const response = await tokenResponse(tokens, result, now);
+        log.info("workos_sign_in", {
+          person_id: result.person.id,
+          session_id: result.session_id,
+          is_new_user: result.is_new_user,
+        });
+        return redirect(state.returnTo, {
+          access_token: response.access_token,
+          token_type: response.token_type,
+          expires_in: String(response.expires_in),
+          expires_at: String(response.expires_at),
+          refresh_token: response.refresh_token ?? "",
+          person_id: result.person.id,
+        });
+      } catch (error) {
+        if (error instanceof HttpError) throw error;
+        // A redirect flow must not strand the browser on a JSON 500; sign_in is one statement,
+        // so a failure there has written nothing.
+        log.error("unhandled error", errorFields(error));
+        return fail("INTERNAL");
+      }
+    },
+  );
+}
+
+/** Consumes the state's nonce in Postgres: true the first time, false for a replay. */
+async function consumeState(sql: Sql, state: LoginState, now: Date): Promise<boolean> {
+  const [{ consumed }] = await sql`
+    select identity.consume_workos_state(${state.nonce}, ${state.expiresAt}, ${now}) as consumed`;
+  return consumed === true;
+}
+
+function invalidState(message: string): HttpError {
+  return new HttpError(400, "INVALID_STATE", message, { "cache-control": "no-store" });
+}
+
+/** 302 to `returnTo` with `fields` in the fragment (return_to never has one: redirects.ts). */
+function redirect(returnTo: string, fields: Record<string, string>): Response {
+  const location = `${returnTo}#${new URLSearchParams(fields)}`;
+  return new Response(null, { status: 302, headers: { location, ...redirectHeaders } });
+}
+
+function errorFields(error: unknown): Parameters<Logger["error"]>[1] {
+  return error instanceof Error
+    ? { name: error.name, message: error.message, stack: error.stack }
+    : { value: String(error) };
+}
