@@ -23,6 +23,19 @@ export interface MigrationResult {
 /** Applies pending migrations over `sql` and returns the versions applied. */
 export async function migrate(sql: postgres.Sql): Promise<MigrationResult> {
   const files = await migrationFiles();
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await migrateOnce(sql, files);
+    } catch (error) {
+      // Roles are shared by every database of a server: another run creating them at the same
+      // moment makes this one fail; the next attempt finds them made.
+      const concurrent = /concurrently|already exists/.test(String(error));
+      if (!concurrent || attempt === 3) throw error;
+    }
+  }
+}
+
+async function migrateOnce(sql: postgres.Sql, files: MigrationFile[]): Promise<MigrationResult> {
   return await sql.begin(async (tx) => {
     await tx`select pg_advisory_xact_lock(${migrationLockKey})`;
     let compatApplied = false;

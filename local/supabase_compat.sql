@@ -6,24 +6,27 @@
 -- minimal `auth.users`, and auth.uid() / auth.role() / auth.jwt() reading the request claims the
 -- way PostgREST sets them (set_config('request.jwt.claims', …, true)).
 
+-- Roles are cluster-wide: several test databases on one server share them, so each change is
+-- made only when missing (local/migrate.ts retries if a concurrent run makes it at the same time).
 do $$
 declare
   r text;
 begin
-  -- Roles are cluster-wide: several test databases on one server share them.
   foreach r in array array['anon', 'authenticated', 'service_role', 'authenticator', 'supabase_auth_admin'] loop
     if not exists (select from pg_roles where rolname = r) then
-      begin
-        execute format('create role %I nologin noinherit', r);
-      exception when duplicate_object then null; -- created by a concurrent run
-      end;
+      execute format('create role %I nologin noinherit', r);
+    end if;
+  end loop;
+  if not (select rolbypassrls from pg_roles where rolname = 'service_role') then
+    alter role service_role bypassrls;
+  end if;
+  foreach r in array array['anon', 'authenticated', 'service_role'] loop
+    if not pg_has_role('authenticator', r, 'member') then
+      execute format('grant %I to authenticator', r);
     end if;
   end loop;
 end
 $$;
-
-alter role service_role bypassrls;
-grant anon, authenticated, service_role to authenticator;
 
 create schema if not exists extensions;
 grant usage on schema extensions to anon, authenticated, service_role;

@@ -3,7 +3,7 @@
  * provider's user id, falls back to the email only when the provider says it is verified, and
  * refuses an unverified email that belongs to someone else.
  */
-import type { Sql } from "./db.ts";
+import { callFunction, type Sql } from "./db.ts";
 
 /** A person as API answers show it. */
 export interface Person {
@@ -35,12 +35,19 @@ export async function upsertPerson(
   identity: ProviderIdentity,
   options: { signupMode: "open" | "invite"; now: Date },
 ): Promise<UpsertResult> {
-  const [{ result }] = await sql`
-    select identity.upsert_person(
-      ${identity.provider}, ${identity.providerUserId}, ${identity.email},
-      ${identity.emailVerified}, ${identity.displayName}, ${options.signupMode === "invite"},
-      ${options.now}
-    ) as result`;
+  const result = await callFunction<
+    { person: Person & Record<string, unknown>; is_new_user: boolean; error?: IdentityError }
+  >(
+    sql,
+    "identity.upsert_person",
+    identity.provider,
+    identity.providerUserId,
+    identity.email,
+    identity.emailVerified,
+    identity.displayName,
+    options.signupMode === "invite",
+    options.now,
+  );
   if (result.error) return { ok: false, error: result.error };
   return { ok: true, person: result.person, isNewUser: result.is_new_user };
 }

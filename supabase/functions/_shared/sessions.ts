@@ -9,7 +9,7 @@
  * refresh); an older one revokes the session (SPEC §6 refresh).
  */
 import type { CoreConfig } from "./config.ts";
-import type { Sql } from "./db.ts";
+import { callFunction, type Sql } from "./db.ts";
 import { bearerToken, HttpError } from "./http.ts";
 import {
   type AccessTokens,
@@ -158,12 +158,21 @@ export async function signIn(
   identity: ProviderIdentity,
   options: { workosSessionId?: string; signupMode: "open" | "invite"; now: Date },
 ): Promise<SignInResult> {
-  const [{ result }] = await sql`
-    select identity.sign_in(
-      ${identity.provider}, ${identity.providerUserId}, ${identity.email},
-      ${identity.emailVerified}, ${identity.displayName}, ${options.workosSessionId ?? null},
-      ${options.signupMode === "invite"}, ${sessionTtlSeconds}, ${options.now}
-    ) as result`;
+  const result = await callFunction<
+    SessionPayload & { is_new_user: boolean; error?: IdentityError }
+  >(
+    sql,
+    "identity.sign_in",
+    identity.provider,
+    identity.providerUserId,
+    identity.email,
+    identity.emailVerified,
+    identity.displayName,
+    options.workosSessionId ?? null,
+    options.signupMode === "invite",
+    sessionTtlSeconds,
+    options.now,
+  );
   return result.error ? { ok: false, error: result.error } : { ok: true, ...result };
 }
 
@@ -177,11 +186,15 @@ export async function rotateRefreshToken(
   parts: RefreshTokenParts,
   now: Date,
 ): Promise<RotateResult> {
-  const [{ result }] = await sql`
-    select identity.rotate_refresh_token(
-      ${parts.sessionId}, ${parts.counter}, ${refreshReuseGraceSeconds}, ${sessionTtlSeconds}, ${now}
-    ) as result`;
-  return result;
+  return await callFunction<RotateResult>(
+    sql,
+    "identity.rotate_refresh_token",
+    parts.sessionId,
+    parts.counter,
+    refreshReuseGraceSeconds,
+    sessionTtlSeconds,
+    now,
+  );
 }
 
 /** The session behind a valid access token, or null when it was revoked or expired. */
@@ -191,9 +204,7 @@ export async function liveSession(
   personId: string,
   now: Date,
 ): Promise<SessionPayload | null> {
-  const [{ result }] = await sql`
-    select identity.live_session(${sessionId}, ${personId}, ${now}) as result`;
-  return result;
+  return await callFunction(sql, "identity.live_session", sessionId, personId, now);
 }
 
 /** Revokes a live session; returns its WorkOS session id (if any), or null if it was not live. */
@@ -203,9 +214,7 @@ export async function revokeSession(
   personId: string,
   now: Date,
 ): Promise<{ workos_session_id: string | null } | null> {
-  const [row] = await sql`
-    select identity.revoke_session(${sessionId}, ${personId}, ${now}) as result`;
-  return row?.result ?? null;
+  return await callFunction(sql, "identity.revoke_session", sessionId, personId, now);
 }
 
 /**

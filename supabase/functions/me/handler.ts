@@ -3,8 +3,8 @@
  * Answers `{ person, workspaces: [{ id, name, role }] }` in one SQL round trip; 401 when the token
  * is invalid or expired, or its session was revoked.
  */
-import type { Deps } from "../_shared/deps.ts";
-import { platformServices } from "../_shared/deps.ts";
+import { callFunction } from "../_shared/db.ts";
+import { type Deps, platformServices } from "../_shared/deps.ts";
 import { defineHandler, type Handler, json } from "../_shared/http.ts";
 import { requireAccessToken, sessionRevoked } from "../_shared/sessions.ts";
 
@@ -14,8 +14,7 @@ export function createHandler(deps: Deps): Handler {
     const { sql, tokens } = platform();
     const now = deps.now();
     const claims = await requireAccessToken(req, tokens, now);
-    const [{ me }] =
-      await sql`select identity.me(${claims.session_id}, ${claims.sub}, ${now}) as me`;
+    const me = await callFunction(sql, "identity.me", claims.session_id, claims.sub, now);
     if (!me) throw sessionRevoked();
     return json(me);
   });
