@@ -400,6 +400,7 @@ dbTest(
       textMessage(cleo),
     ];
     const outbound = wamid();
+    const callId = `wacid.${crypto.randomUUID()}`;
     const body = {
       object: "whatsapp_business_account",
       entry: [
@@ -422,6 +423,21 @@ dbTest(
                 reason: "NONE",
               },
               field: "message_template_status_update",
+            },
+            // Calling statuses look like message statuses but are not: ignored too.
+            {
+              value: {
+                messaging_product: "whatsapp",
+                metadata: { display_phone_number: "15550783881", phone_number_id: phoneNumberId },
+                statuses: [{
+                  id: callId,
+                  status: "RINGING",
+                  timestamp: "1749416401",
+                  recipient_id: cleo,
+                  type: "call",
+                }],
+              },
+              field: "calls",
             },
           ],
         },
@@ -449,8 +465,31 @@ dbTest(
       ["inbound", "inbound", "inbound", "inbound", "outbound"],
     );
     assert.equal(stored[4].status, "sent");
+    assert.deepEqual(await rows(callId), []);
   },
 );
+
+dbTest("whatsapp-webhook stores concurrent redeliveries once, without deadlocks", async () => {
+  const to = waId();
+  const messages = Array.from({ length: 10 }, () => textMessage(waId()));
+  const outbound = Array.from({ length: 10 }, () => wamid());
+  const statusesOf = (value: string) =>
+    outbound.map((id) => status(id, value, to, value === "read" ? "1750263790" : "1750263775"));
+  // The same messages and statuses, in different orders, delivered 12 times at once.
+  const bodies = Array.from({ length: 12 }, (_, i) =>
+    delivery(messagesChange({
+      messages: i % 2 ? [...messages].reverse() : messages,
+      statuses: i % 3 === 0
+        ? statusesOf("read").reverse()
+        : statusesOf(i % 3 === 1 ? "delivered" : "sent"),
+    })));
+  const handle = handler();
+  const results = await Promise.all(bodies.map((body) => post(body, { handle })));
+  assert.deepEqual(results.map((r) => r.status), bodies.map(() => 200));
+  const stored = await rows(...messages.map((m) => m.id as string), ...outbound);
+  assert.equal(stored.length, 20);
+  assert.deepEqual(stored.slice(10).map((r) => r.status), outbound.map(() => "read"));
+});
 
 dbTest(
   "whatsapp-webhook answers 200 with zero counts for a signed delivery of another object",
