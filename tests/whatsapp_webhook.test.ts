@@ -5,8 +5,9 @@ import {
   verifyMetaSignature,
 } from "../supabase/functions/_shared/signatures.ts";
 import { createHandler } from "../supabase/functions/whatsapp-webhook/handler.ts";
+import { startLocalServer } from "../local/server.ts";
 import { dbTest, testSql } from "./support/db.ts";
-import { testDeps } from "./support/deps.ts";
+import { testDeps, testEnv } from "./support/deps.ts";
 import { call, type CallResult } from "./support/http.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -808,3 +809,33 @@ dbTest(
     assert.equal(sent.person_id, person.id);
   },
 );
+
+// ---------------------------------------------------------------------------------------------
+// Over HTTP, as Meta reaches it
+// ---------------------------------------------------------------------------------------------
+
+dbTest("whatsapp-webhook is reached through the local server without a JWT", async () => {
+  const server = await startLocalServer({ env: testEnv(whatsappEnv), sql: testSql() });
+  try {
+    const url = `${server.functionsUrl}/whatsapp-webhook`;
+    const check = await fetch(`${url}?${new URLSearchParams(goodVerification)}`);
+    assert.equal(check.status, 200);
+    assert.equal(await check.text(), goodVerification["hub.challenge"]);
+
+    const message = textMessage(waId());
+    const raw = JSON.stringify(delivery(messagesChange({ messages: [message] })));
+    const res = await fetch(url, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        "x-hub-signature-256": `sha256=${await hmacHex(raw)}`,
+      },
+      body: raw,
+    });
+    assert.equal(res.status, 200);
+    assert.deepEqual(await res.json(), { received: 1, statuses: 0 });
+    assert.equal((await rows(message.id as string)).length, 1);
+  } finally {
+    await server.close();
+  }
+});
