@@ -1,0 +1,57 @@
+/**
+ * Platform JWT mint + verify (jose, our claims and checks) against raw WebCrypto HMAC-SHA256 sign +
+ * verify over the same bytes: what our JWT layer costs above the cryptography itself.
+ */
+import { createAccessTokens, type TokenSubject } from "../supabase/functions/_shared/jwt.ts";
+import { type BenchResult, measureRate } from "./harness.ts";
+
+export async function benchJwt(): Promise<BenchResult> {
+  const secret = "bench-jwt-secret-with-at-least-32-characters";
+  const tokens = createAccessTokens({
+    jwtSecret: secret,
+    issuer: "http://127.0.0.1:54321/auth/v1",
+    accessTokenTtlSeconds: 3600,
+  });
+  const now = new Date();
+  const subject: TokenSubject = {
+    personId: crypto.randomUUID(),
+    email: "ada@example.test",
+    phone: "",
+    sessionId: crypto.randomUUID(),
+    provider: "stytch",
+    providers: ["stytch"],
+    amrMethod: "otp",
+    amrTimestamp: Math.floor(now.getTime() / 1000),
+    workspaceId: crypto.randomUUID(),
+    workspaceRole: "owner",
+  };
+
+  // The baseline signs and verifies exactly the bytes a minted token signs.
+  const sample = (await tokens.mint(subject, now)).token;
+  const signingInput = new TextEncoder().encode(sample.split(".").slice(0, 2).join("."));
+  const key = await crypto.subtle.importKey(
+    "raw",
+    new TextEncoder().encode(secret),
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["sign", "verify"],
+  );
+
+  const concurrency = Number(Deno.env.get("JWT_BENCH_CONCURRENCY") ?? 1);
+  const baselineRate = await measureRate(async () => {
+    const signature = await crypto.subtle.sign("HMAC", key, signingInput);
+    if (!await crypto.subtle.verify("HMAC", key, signature, signingInput)) throw new Error("bad");
+  }, { concurrency });
+  const rate = await measureRate(async () => {
+    const minted = await tokens.mint(subject, now);
+    if (!(await tokens.verify(minted.token, now)).ok) throw new Error("bad");
+  }, { concurrency });
+  return {
+    name: "JWT mint+verify",
+    rate,
+    baselineRate,
+    target: 0.5,
+    unit: "mint+verify/s",
+    baseline: "raw WebCrypto HMAC sign+verify of the same bytes",
+  };
+}
