@@ -2,7 +2,7 @@
  * The platform JWT (SPEC §5): HS256 with the project's JWT secret, claims in the shape Supabase
  * Auth issues, `sub` = person id, so `auth.uid()` in row-level security resolves to the person.
  */
-import { errors, jwtVerify, SignJWT } from "jose";
+import { CompactSign, errors, jwtVerify } from "jose";
 import type { JWTPayload } from "jose";
 
 /** Who and what a token is for; comes from the session payload of identity.session_payload(). */
@@ -58,6 +58,8 @@ export interface AccessTokens {
 }
 
 const audience = "authenticated";
+const header = { alg: "HS256", typ: "JWT" };
+const encoder = new TextEncoder();
 const clockToleranceSeconds = 30;
 
 /** Imports the HMAC key once; mint and verify reuse it for the life of the process. */
@@ -66,7 +68,7 @@ export function createAccessTokens(
 ): AccessTokens {
   const key = crypto.subtle.importKey(
     "raw",
-    new TextEncoder().encode(config.jwtSecret),
+    encoder.encode(config.jwtSecret),
     { name: "HMAC", hash: "SHA-256" },
     false,
     ["sign", "verify"],
@@ -103,7 +105,12 @@ export function createAccessTokens(
         appMetadata.workspace_id = subject.workspaceId;
         appMetadata.workspace_role = subject.workspaceRole;
       }
-      const token = await new SignJWT({
+      const claims = {
+        iss: config.issuer,
+        sub: subject.personId,
+        aud: audience,
+        exp,
+        iat,
         email: subject.email,
         phone: subject.phone,
         app_metadata: appMetadata,
@@ -113,13 +120,10 @@ export function createAccessTokens(
         amr: [{ method: subject.amrMethod, timestamp: subject.amrTimestamp }],
         session_id: subject.sessionId,
         is_anonymous: false,
-      })
-        .setProtectedHeader({ alg: "HS256", typ: "JWT" })
-        .setIssuer(config.issuer)
-        .setSubject(subject.personId)
-        .setAudience(audience)
-        .setIssuedAt(iat)
-        .setExpirationTime(exp)
+      };
+      // CompactSign over our own JSON: SignJWT would deep-copy and re-validate claims we built.
+      const token = await new CompactSign(encoder.encode(JSON.stringify(claims)))
+        .setProtectedHeader(header)
         .sign(await key);
       return { token, expiresIn: exp - iat, expiresAt: exp };
     },
