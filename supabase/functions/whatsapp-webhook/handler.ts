@@ -16,8 +16,8 @@
  * zero counts; only malformed JSON or a WhatsApp payload with wrong types is 400, which a
  * retry cannot fix but a person reading the logs can. Logs carry ids and counts, never content.
  */
-import type { JSONValue } from "postgres";
 import { z } from "zod";
+import { callFunction } from "../_shared/db.ts";
 import type { Deps } from "../_shared/deps.ts";
 import {
   defineHandler,
@@ -152,14 +152,14 @@ export function createHandler(deps: Deps): Handler {
         return json({ received: 0, statuses: 0 });
       }
       const now = deps.now();
-      const [{ result }] = await sql`
-        select whatsapp.store_delivery(
-          ${sql.json(delivery.messages as unknown as JSONValue)}::jsonb,
-          ${sql.json(delivery.statuses as unknown as JSONValue)}::jsonb,
-          ${now}
-        ) as result`;
+      const stored = await callFunction<StoreResult>(
+        sql,
+        "whatsapp.store_delivery",
+        delivery.messages,
+        delivery.statuses,
+        now,
+      );
       // Stored: from here on nothing may turn this into a non-200, or Meta would retry it.
-      const stored = result as StoreResult;
       log.info("whatsapp delivery stored", {
         ...stored,
         wamids: delivery.wamids.slice(0, maxLoggedWamids),
