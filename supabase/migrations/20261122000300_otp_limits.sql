@@ -116,6 +116,9 @@ begin
   end if;
 
   if v_limit is not null then
+    -- Rows this refused call created hold nothing worth keeping.
+    delete from identity.otp_send_limit
+    where scope in ('email', 'ip') and key_hash in (v_email_key, v_ip_key) and sent_at = '{}';
     return jsonb_build_object(
       'allowed', false,
       'retry_after_seconds', greatest(1, ceil(extract(epoch from v_wait_until - p_now)))::int,
