@@ -7,6 +7,7 @@ import { connectDatabase } from "../supabase/functions/_shared/db.ts";
 import type { BenchResult } from "./harness.ts";
 import { benchJwt } from "./jwt.ts";
 import { benchMe } from "./me.ts";
+import { benchWhatsappDeliveries } from "./whatsapp.ts";
 
 const database = await createScratchDatabase("platform_auth_bench");
 const sql = connectDatabase(database.url, { max: database.poolSize });
@@ -20,6 +21,7 @@ const results: BenchResult[] = [];
 try {
   results.push(await benchJwt());
   results.push(await benchMe({ sql, env }));
+  results.push(await benchWhatsappDeliveries({ sql, env }));
 } finally {
   await sql.end();
   await database.drop();
