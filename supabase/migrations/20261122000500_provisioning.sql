@@ -32,17 +32,22 @@ create table identity.person_provisioning (
 );
 alter table identity.person_provisioning enable row level security;
 
--- The workspace a person's tokens carry: the owned one first, else the earliest membership.
+-- The workspace a person's tokens carry: the owned one first, else the earliest membership (the
+-- order identity.session_payload uses). PL/pgSQL so its plan is cached: the access token hook
+-- runs it for every Supabase Auth token.
 create function identity.current_workspace(p_person_id uuid)
 returns table (workspace_id uuid, role text)
-language sql stable
+language plpgsql stable
 set search_path = pg_catalog, extensions
 as $$
+begin
+  return query
   select m.workspace_id, m.role
   from identity.membership m
   where m.person_id = p_person_id
   order by m.role = 'owner' desc, m.created_at, m.workspace_id
-  limit 1
+  limit 1;
+end
 $$;
 
 -- Provisions a person who already exists (created by the caller in the same transaction).

@@ -18,6 +18,7 @@
  * ever moves forward, so any number of deliveries in any order end in the same rows.
  */
 import { z } from "zod";
+import { callFunction, type Sql } from "../_shared/db.ts";
 import { type Deps, platformServices } from "../_shared/deps.ts";
 import {
   bearerToken,
@@ -32,19 +33,12 @@ import {
   validate,
 } from "../_shared/http.ts";
 import { createStandardWebhookVerifier, secretsEqual } from "../_shared/signatures.ts";
-import type { Sql } from "../_shared/db.ts";
 
 const hookEnvelope = z.object({ metadata: z.object({ name: z.string().min(1) }) });
 const hookUser = z.object({
   user: z.object({ id: z.uuid(), email: z.string().max(320).nullish() }),
 });
-const tableEvent = z.object({
-  type: z.string().min(1),
-  schema: z.string(),
-  table: z.string(),
-  record: z.unknown(),
-  old_record: z.unknown(),
-});
+const tableEvent = z.object({ type: z.string().min(1), schema: z.string(), table: z.string() });
 const authUserRecord = z.object({ id: z.uuid(), email_confirmed_at: z.string().nullish() });
 
 const inviteOnlyMessage = "Signups are by invitation only";
@@ -99,10 +93,14 @@ export function createHandler(deps: Deps): Handler {
       switch (metadata.name) {
         case "before-user-created": {
           const { user } = validate(hookUser, payload);
-          if (deps.config.core.ok && deps.config.core.value.signupMode === "invite") {
-            const { sql } = platform();
-            const [{ invited }] = await sql`
-              select identity.has_open_invitation(${user.email ?? null}, ${now}) as invited`;
+          const { core, sql } = platform();
+          if (core.signupMode === "invite") {
+            const invited = await callFunction<boolean>(
+              sql,
+              "identity.has_open_invitation",
+              user.email ?? null,
+              now,
+            );
             if (!invited) {
               log.info("signup refused: no open invitation", { user_id: user.id });
               return json({ error: { http_code: 403, message: inviteOnlyMessage } });
@@ -153,9 +151,12 @@ async function provision(
   log: Logger,
   source: string,
 ): Promise<Response> {
-  const [{ result }] = await sql`
-    select identity.provision_auth_user(${userId}, ${now}) as result`;
-  const provisioned = result as ProvisionResult;
+  const provisioned = await callFunction<ProvisionResult>(
+    sql,
+    "identity.provision_auth_user",
+    userId,
+    now,
+  );
   if ("ignored" in provisioned) {
     log.info("signup event ignored", { source, user_id: userId, reason: provisioned.ignored });
     return json({ ignored: true });
