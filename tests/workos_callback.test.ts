@@ -472,6 +472,34 @@ dbTest("workos-callback without the core configuration answers 503 NOT_CONFIGURE
   });
 });
 
+dbTest("workos-callback never logs the code, state, tokens, fragment or email", async () => {
+  const script = new URL("./support/workos_logged_sign_in.ts", import.meta.url);
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-all",
+      "--config",
+      new URL("../deno.json", import.meta.url).pathname,
+      script.pathname,
+    ],
+    env: { LOG_LEVEL: "info", NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stdout = new TextDecoder().decode(output.stdout);
+  assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
+  const lines = stdout.trim().split("\n");
+  const secrets: string[] = JSON.parse(lines.pop()!.replace(/^SECRETS /, ""));
+  const logs = lines.map((line) => JSON.parse(line)); // one JSON object a line
+  const events = logs.map((entry) => entry.event);
+  assert.ok(events.includes("workos_sign_in"));
+  assert.ok(events.includes("workos_sign_in_failed"));
+  assert.ok(logs.some((entry) => entry.fn === "workos-callback" && entry.status === 400));
+  for (const line of lines) {
+    for (const secret of secrets) assert.ok(!line.includes(secret), `a log line holds ${secret}`);
+  }
+});
+
 // The state codec on its own.
 
 const now = new Date("2026-11-22T10:00:00Z");

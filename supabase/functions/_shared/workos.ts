@@ -9,7 +9,7 @@
  */
 import { OauthException, WorkOS } from "@workos-inc/node";
 import { createRemoteJWKSet, jwtVerify } from "jose";
-import type { WorkosConfig } from "./config.ts";
+import type { Feature, WorkosConfig } from "./config.ts";
 import { HttpError } from "./http.ts";
 
 /**
@@ -23,8 +23,8 @@ export type WorkosClientConfig = Pick<
 >;
 
 /**
- * The 503 of a WorkOS function whose configuration is missing or malformed; `message` is the
- * config Feature's, which names the variable and never its value (SPEC §3).
+ * The 503 of a WorkOS function whose configuration is missing or malformed; `message` names the
+ * variable and never its value (SPEC §3).
  */
 export function workosNotConfigured(message: string): HttpError {
   return new HttpError(
@@ -32,6 +32,29 @@ export function workosNotConfigured(message: string): HttpError {
     "WORKOS_NOT_CONFIGURED",
     `WorkOS sign-in is not configured: ${message}`,
   );
+}
+
+/**
+ * What a WorkOS function builds from its configuration, built once when the handler is created.
+ * The returned getter throws 503 WORKOS_NOT_CONFIGURED naming the variable when WorkOS is not set
+ * up, so the function can be deployed before the feature is turned on.
+ *
+ * @example
+ * const workos = workosServices(deps.config.workos, (config) => createWorkosAuth(config));
+ * // in the handler: const auth = workos();
+ */
+export function workosServices<T>(
+  feature: Feature<WorkosConfig>,
+  build: (config: WorkosConfig) => T,
+): () => T {
+  if (!feature.ok) {
+    const { message } = feature;
+    return () => {
+      throw workosNotConfigured(message);
+    };
+  }
+  const services = build(feature.value);
+  return () => services;
 }
 
 /** What a code exchange yields. */

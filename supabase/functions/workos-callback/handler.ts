@@ -19,16 +19,12 @@
  */
 import type { Deps } from "../_shared/deps.ts";
 import { platformServices } from "../_shared/deps.ts";
-import type { Sql } from "../_shared/db.ts";
+import { callFunction, type Sql } from "../_shared/db.ts";
 import { defineHandler, type Handler, HttpError, type Logger } from "../_shared/http.ts";
 import type { IdentityError } from "../_shared/person.ts";
 import { signIn, tokenResponse } from "../_shared/sessions.ts";
 import { createStateSealer, type LoginState } from "../_shared/state.ts";
-import {
-  createWorkosAuth,
-  type WorkosAuthOptions,
-  workosNotConfigured,
-} from "../_shared/workos.ts";
+import { createWorkosAuth, type WorkosAuthOptions, workosServices } from "../_shared/workos.ts";
 
 export interface WorkosCallbackOptions {
   /** WorkOS client tuning (tests pass `maxRetries: 0` and short timeouts). */
@@ -63,24 +59,24 @@ const workosBudgetMs = 9_000; // 9 s
 
 export function createHandler(deps: Deps, options: WorkosCallbackOptions = {}): Handler {
   const platform = platformServices(deps);
-  const feature = deps.config.workos;
-  const services = feature.ok
-    ? {
-      workos: createWorkosAuth(feature.value, { timeoutMs: workosBudgetMs, ...options.workos }),
-      states: createStateSealer(feature.value.cookiePassword),
-    }
-    : null;
+  const workos = workosServices(deps.config.workos, (config) => ({
+    auth: createWorkosAuth(config, { timeoutMs: workosBudgetMs, ...options.workos }),
+    states: createStateSealer(config.cookiePassword),
+  }));
 
   return defineHandler(
     { name: "workos-callback", methods: ["GET"] },
     async (req, { log, requestId }) => {
-      if (!feature.ok || !services) throw workosNotConfigured(feature.ok ? "" : feature.message);
+      const { auth, states } = workos();
       const { core, sql, tokens } = platform();
       const now = deps.now();
       const params = new URL(req.url).searchParams;
 
-      const state = await services.states.open(params.get("state") ?? "", now);
-      if (!state) throw invalidState("State is missing, malformed, forged or expired");
+      const state = await states.open(params.get("state") ?? "", now);
+      if (!state) {
+        log.warn("workos_state_rejected", { reason: "invalid_or_expired" });
+        throw invalidState("State is missing, malformed, forged or expired");
+      }
 
       // The state is ours: from here on the browser goes back to return_to, with tokens or an error.
       const fail = (code: CallbackErrorCode, fields: Record<string, unknown> = {}) => {
@@ -92,7 +88,10 @@ export function createHandler(deps: Deps, options: WorkosCallbackOptions = {}): 
       };
 
       try {
-        if (!await consumeState(sql, state, now)) throw invalidState("State has already been used");
+        if (!await consumeState(sql, state, now)) {
+          log.warn("workos_state_rejected", { reason: "already_used" });
+          throw invalidState("State has already been used");
+        }
 
         const providerError = params.get("error");
         if (providerError !== null) {
@@ -104,7 +103,7 @@ export function createHandler(deps: Deps, options: WorkosCallbackOptions = {}): 
         const code = params.get("code");
         if (!code) return fail("PROVIDER_ERROR", { detail: "no_code" });
 
-        const exchange = await services.workos.exchangeCode(code, state.codeVerifier);
+        const exchange = await auth.exchangeCode(code, state.codeVerifier);
         if (!exchange.ok) {
           return fail(exchange.reason === "invalid_grant" ? "INVALID_CODE" : "PROVIDER_ERROR", {
             workos_reason: exchange.reason,
@@ -150,8 +149,13 @@ export function createHandler(deps: Deps, options: WorkosCallbackOptions = {}): 
 
 /** Consumes the state's nonce in Postgres: true the first time, false for a replay. */
 async function consumeState(sql: Sql, state: LoginState, now: Date): Promise<boolean> {
-  const [{ consumed }] = await sql`
-    select identity.consume_workos_state(${state.nonce}, ${state.expiresAt}, ${now}) as consumed`;
+  const consumed = await callFunction<boolean>(
+    sql,
+    "identity.consume_workos_state",
+    state.nonce,
+    state.expiresAt,
+    now,
+  );
   return consumed === true;
 }
 

@@ -17,6 +17,7 @@ import {
   createWorkosAuth,
   type WorkosAuthOptions,
   workosNotConfigured,
+  workosServices,
 } from "../_shared/workos.ts";
 
 export interface WorkosLoginOptions {
@@ -28,23 +29,20 @@ export interface WorkosLoginOptions {
 const noStore = { "cache-control": "no-store" };
 
 export function createHandler(deps: Deps, options: WorkosLoginOptions = {}): Handler {
-  const feature = deps.config.workos;
-  const services = feature.ok
-    ? {
-      config: feature.value,
-      workos: createWorkosAuth(feature.value, options.workos),
-      states: createStateSealer(feature.value.cookiePassword),
-    }
-    : null;
+  const workos = workosServices(deps.config.workos, (config) => ({
+    config,
+    auth: createWorkosAuth(config, options.workos),
+    states: createStateSealer(config.cookiePassword),
+  }));
 
   return defineHandler({ name: "workos-login", methods: ["GET"], cors: true }, async (req) => {
-    if (!feature.ok || !services) throw workosNotConfigured(feature.ok ? "" : feature.message);
+    const { config, auth, states } = workos();
     const now = deps.now();
     const values = new URL(req.url).searchParams.getAll("return_to");
     // Two return_to parameters could be read differently by different layers: refuse both.
     const returnTo = values.length > 1
       ? { ok: false, problem: "invalid" } as const
-      : resolveReturnTo(values[0], services.config);
+      : resolveReturnTo(values[0], config);
     if (!returnTo.ok) {
       if (returnTo.problem === "needs_site_url") {
         throw workosNotConfigured("SITE_URL is missing (a relative return_to resolves against it)");
@@ -57,7 +55,7 @@ export function createHandler(deps: Deps, options: WorkosLoginOptions = {}): Han
     }
 
     const { codeVerifier, codeChallenge } = await createPkcePair();
-    const state = await services.states.seal({ returnTo: returnTo.url, codeVerifier }, now);
-    return json({ url: services.workos.authorizationUrl({ state, codeChallenge }) }, 200, noStore);
+    const state = await states.seal({ returnTo: returnTo.url, codeVerifier }, now);
+    return json({ url: auth.authorizationUrl({ state, codeChallenge }) }, 200, noStore);
   });
 }
