@@ -327,6 +327,23 @@ dbTest("a new code for the method starts a new count of attempts", async () => {
   assert.equal(res.body.is_new_user, true);
 });
 
+dbTest("each verification clears up to 20 attempt rows idle for over an hour", async () => {
+  await using s = await setup();
+  const { methodId, code } = await sendCode(s, uniqueEmail("stale"));
+  await verifyCode(s.verify, methodId, otherCode(code));
+  s.clock.advanceSeconds(2 * 3600);
+  const idle = async () => {
+    const [row] = await testSql()`
+      select count(*)::int as n from identity.otp_verify_attempt
+      where updated_at < ${s.clock.now()}::timestamptz - interval '1 hour'`;
+    return row.n as number;
+  };
+  const before = await idle();
+  assert.ok(before >= 1);
+  await verifyCode(s.verify, `email-test-${crypto.randomUUID()}`, "123456");
+  assert.equal(await idle(), Math.max(0, before - 20));
+});
+
 dbTest("20 concurrent guesses on one code reach Stytch 5 times at most", async () => {
   await using s = await setup();
   const email = uniqueEmail("guesses");

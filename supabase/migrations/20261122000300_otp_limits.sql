@@ -3,8 +3,7 @@
 -- Stytch is called, so concurrent requests cannot all slip under a limit.
 --
 -- Emails and client IPs are stored only as SHA-256 of their trimmed, lower-cased text: enough to
--- count sends, not to list who asked. The method_id is Stytch's opaque email id,
--- stored as it is.
+-- count sends, not to list who asked. The method_id is Stytch's opaque email id, stored as it is.
 --
 -- Row-level security is on and there are no policies or grants: only the service connection reads
 -- or writes these tables.
@@ -165,6 +164,14 @@ language plpgsql
 set search_path = pg_catalog, extensions
 as $$
 begin
+  -- Anyone can make up method_ids, so each call also clears a few rows idle for over an hour
+  -- (Stytch codes live 10 minutes at most: such a row guards a dead code).
+  delete from identity.otp_verify_attempt
+  where ctid in (
+    select ctid from identity.otp_verify_attempt
+    where updated_at < p_now - interval '1 hour'
+    limit 20 for update skip locked
+  );
   insert into identity.otp_verify_attempt as a (method_id, attempts, updated_at)
   values (p_method_id, 1, p_now)
   on conflict (method_id) do update

@@ -45,6 +45,7 @@ type SendLimit =
     limit: "email_per_minute" | "email_per_hour" | "ip_per_hour";
   };
 
+/** Builds otp-send once per process: the Stytch client and the platform services. */
 export function createHandler(deps: Deps, options: OtpSendOptions = {}): Handler {
   const platform = platformServices(deps);
   const stytch = stytchOtpService(deps.config.stytch, "otp-send", options.stytch);

@@ -49,6 +49,7 @@ const identityErrors: Record<IdentityError, () => HttpError> = {
     new HttpError(403, "EMAIL_NOT_VERIFIED", "The email address has not been verified"),
 };
 
+/** Builds otp-verify once per process: the Stytch client, token keys and the database. */
 export function createHandler(deps: Deps, options: OtpVerifyOptions = {}): Handler {
   const platform = platformServices(deps);
   const stytch = stytchOtpService(deps.config.stytch, "otp-verify", options.stytch);
