@@ -151,6 +151,23 @@ as $$
   )
 $$;
 
+-- The workspace a person's tokens carry: the owned one first, else the earliest membership. Used
+-- by every token path (platform tokens here, Supabase Auth tokens through the access token hook).
+create function identity.current_workspace(p_person_id uuid)
+returns table (workspace_id uuid, role text)
+language plpgsql stable
+set search_path = pg_catalog, extensions
+as $$
+begin
+  return query
+  select m.workspace_id, m.role
+  from identity.membership m
+  where m.person_id = p_person_id
+  order by m.role = 'owner' desc, m.created_at, m.workspace_id
+  limit 1;
+end
+$$;
+
 -- Everything a token response needs for a session: person, claims, and the live refresh counter.
 -- PL/pgSQL rather than SQL here and below: its query plans are cached per connection, which halves
 -- the database time of the hot paths (me, refresh).
@@ -182,13 +199,7 @@ begin
   )
   into v_payload
   from identity.person p
-  left join lateral (
-    select m.workspace_id, m.role
-    from identity.membership m
-    where m.person_id = p.id
-    order by m.role = 'owner' desc, m.created_at
-    limit 1
-  ) w on true
+  left join lateral identity.current_workspace(p.id) w on true
   where p.id = s.person_id;
   return v_payload;
 end

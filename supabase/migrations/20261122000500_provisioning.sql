@@ -32,24 +32,6 @@ create table identity.person_provisioning (
 );
 alter table identity.person_provisioning enable row level security;
 
--- The workspace a person's tokens carry: the owned one first, else the earliest membership (the
--- order identity.session_payload uses). PL/pgSQL so its plan is cached: the access token hook
--- runs it for every Supabase Auth token.
-create function identity.current_workspace(p_person_id uuid)
-returns table (workspace_id uuid, role text)
-language plpgsql stable
-set search_path = pg_catalog, extensions
-as $$
-begin
-  return query
-  select m.workspace_id, m.role
-  from identity.membership m
-  where m.person_id = p_person_id
-  order by m.role = 'owner' desc, m.created_at, m.workspace_id
-  limit 1;
-end
-$$;
-
 -- Provisions a person who already exists (created by the caller in the same transaction).
 --   p_email            where the welcome email goes (null: the person has no email, no welcome email)
 --   p_email_verified   the person proved p_email: invitations are accepted and the welcome email is
