@@ -9,6 +9,7 @@
  * when Stytch then fails, so a failing provider is never called faster than the limits allow.
  */
 import { z } from "zod";
+import { callFunction } from "../_shared/db.ts";
 import { type Deps, platformServices } from "../_shared/deps.ts";
 import {
   clientIp,
@@ -57,9 +58,13 @@ export function createHandler(deps: Deps, options: OtpSendOptions = {}): Handler
       const now = deps.now();
       const { email } = await readJson(req, sendBody);
 
-      const [row] = await sql`
-        select identity.otp_send_allowed(${email}, ${clientIp(req)}, ${now}) as verdict`;
-      const verdict = row.verdict as SendLimit;
+      const verdict = await callFunction<SendLimit>(
+        sql,
+        "identity.otp_send_allowed",
+        email,
+        clientIp(req),
+        now,
+      );
       if (!verdict.allowed) {
         log.info("otp send refused", { limit: verdict.limit, email: maskEmail(email) });
         throw new HttpError(
@@ -84,7 +89,7 @@ export function createHandler(deps: Deps, options: OtpSendOptions = {}): Handler
       }
 
       // Stytch replaced the method's code: attempts against the old one no longer matter.
-      await sql`select identity.otp_code_sent(${sent.methodId}, ${now})`;
+      await callFunction(sql, "identity.otp_code_sent", sent.methodId, now);
       return json({ method_id: sent.methodId }, 200, { "cache-control": "no-store" });
     },
   );

@@ -11,6 +11,7 @@
  * Stytch failing is 502 `PROVIDER_ERROR` (429 when Stytch rate-limits) and writes nothing.
  */
 import { z } from "zod";
+import { callFunction } from "../_shared/db.ts";
 import { type Deps, platformServices } from "../_shared/deps.ts";
 import { defineHandler, type Handler, HttpError, json, readJson } from "../_shared/http.ts";
 import type { IdentityError } from "../_shared/person.ts";
@@ -61,8 +62,13 @@ export function createHandler(deps: Deps, options: OtpVerifyOptions = {}): Handl
       const now = deps.now();
       const { method_id, code } = await readJson(req, verifyBody);
 
-      const [{ allowed }] = await sql`
-        select identity.otp_verify_attempt(${method_id}, ${maxAttemptsPerCode}, ${now}) as allowed`;
+      const allowed = await callFunction<boolean>(
+        sql,
+        "identity.otp_verify_attempt",
+        method_id,
+        maxAttemptsPerCode,
+        now,
+      );
       if (!allowed) {
         throw new HttpError(
           429,
@@ -78,7 +84,7 @@ export function createHandler(deps: Deps, options: OtpVerifyOptions = {}): Handl
           throw new HttpError(401, "INVALID_CODE", "The code is wrong or has expired");
         }
         // Stytch did not judge the code, so the attempt is given back.
-        await sql`select identity.otp_verify_release(${method_id}, ${now})`;
+        await callFunction(sql, "identity.otp_verify_release", method_id, now);
         if (checked.reason === "rate_limited") {
           throw new HttpError(
             429,
