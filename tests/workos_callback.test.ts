@@ -500,6 +500,42 @@ dbTest("workos-callback never logs the code, state, tokens, fragment or email", 
   }
 });
 
+/** The SQLSTATE of `statement` run as `role` (rolled back), or null when it succeeds. */
+async function errorCodeAs(role: "anon" | "authenticated", statement: string) {
+  let code: string | null = null;
+  await testSql().begin(async (tx) => {
+    await tx.unsafe(`set local role ${role}`);
+    try {
+      await tx.unsafe(statement);
+    } catch (error) {
+      code = (error as { code?: string }).code ?? "unknown";
+    }
+    throw new Error("rollback");
+  }).catch(() => {});
+  return code;
+}
+
+dbTest(
+  "consumed WorkOS states are closed to anon and authenticated (RLS on, no grants)",
+  async () => {
+    const [{ rls }] = await testSql()`
+    select relrowsecurity as rls from pg_class
+    where oid = 'identity.consumed_workos_state'::regclass`;
+    assert.equal(rls, true);
+    for (const role of ["anon", "authenticated"] as const) {
+      for (
+        const statement of [
+          "select * from identity.consumed_workos_state",
+          `insert into identity.consumed_workos_state values (gen_random_uuid(), now(), now())`,
+          `select identity.consume_workos_state(gen_random_uuid(), now(), now())`,
+        ]
+      ) {
+        assert.equal(await errorCodeAs(role, statement), "42501", `${role}: ${statement}`);
+      }
+    }
+  },
+);
+
 // The state codec on its own.
 
 const now = new Date("2026-11-22T10:00:00Z");
