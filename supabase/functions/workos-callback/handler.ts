@@ -6,11 +6,13 @@
  *
  * - A missing, forged, expired or already-used state is 400 INVALID_STATE (JSON): there is no
  *   trustworthy place to send the browser.
- * - With a good state: exchange the code, upsert the person and open a session in one SQL call,
- *   then 302 to `<return_to>#access_token=…&token_type=bearer&expires_in=…&expires_at=…
- *   &refresh_token=…&person_id=…`. Tokens go in the fragment, which browsers never send to a server.
+ * - With a good state: consume its nonce (one SQL call, before WorkOS is called, so a replay is
+ *   INVALID_STATE and never reaches WorkOS), exchange the code (9 s bound), upsert the person and
+ *   open a session (one SQL call, identity.sign_in), then 302 to
+ *   `<return_to>#access_token=…&token_type=bearer&expires_in=…&expires_at=…&refresh_token=…
+ *   &person_id=…`. Tokens go in the fragment, which browsers never send to a server.
  * - Any failure after a good state is 302 `<return_to>#error=<CODE>&error_description=<text>` with
- *   nothing written: ACCESS_DENIED (cancelled at WorkOS), PROVIDER_ERROR (WorkOS `error=` or
+ *   no person or session written (the nonce stays spent): ACCESS_DENIED (cancelled at WorkOS), PROVIDER_ERROR (WorkOS `error=` or
  *   unavailable), INVALID_CODE (WorkOS refused the code), EMAIL_NOT_VERIFIED, SIGNUP_DISABLED,
  *   IDENTITY_CONFLICT, INTERNAL.
  *
