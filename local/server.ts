@@ -52,8 +52,9 @@ interface LoadedFunction {
 /** Starts the server with every function built once from `env`. */
 export async function startLocalServer(options: LocalServerOptions): Promise<LocalServer> {
   const config = loadConfig(options.env);
-  const ownSql = !options.sql && config.core.ok
-    ? connectDatabase(config.core.value.databaseUrl, { max: options.poolSize ?? 10 })
+  const databaseUrl = options.env.SUPABASE_DB_URL;
+  const ownSql = !options.sql && databaseUrl
+    ? connectDatabase(databaseUrl, { max: options.poolSize ?? 10 })
     : undefined;
   const deps: Deps = {
     config,
@@ -63,7 +64,13 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
   const functions = await loadFunctions(deps);
   const projectJwt = config.core.ok ? createAccessTokens(config.core.value) : null;
 
-  async function route(req: Request): Promise<Response> {
+  async function route(req: Request, info: Deno.ServeHandlerInfo): Promise<Response> {
+    // Supabase's edge sets x-forwarded-for to the client's address; so does this server.
+    if (!req.headers.has("x-forwarded-for")) {
+      const headers = new Headers(req.headers);
+      headers.set("x-forwarded-for", (info.remoteAddr as Deno.NetAddr).hostname);
+      req = new Request(req, { headers });
+    }
     const { pathname } = new URL(req.url);
     if (options.fallback && !pathname.startsWith("/functions/")) return options.fallback(req);
     const match = /^\/functions\/v1\/([a-z0-9_-]+)(\/.*)?$/.exec(pathname);

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { SignJWT } from "jose";
 import { parse as parseToml } from "smol-toml";
+import { startStytchEmulator } from "../local/emulators/stytch.ts";
 import { startLocalServer } from "../local/server.ts";
 import { dbTest, testSql } from "./support/db.ts";
 import { testEnv, testJwtSecret } from "./support/deps.ts";
@@ -99,3 +100,38 @@ Deno.test("supabase/config.toml sets verify_jwt for every function as SPEC §4 s
     "whatsapp-webhook": false,
   });
 });
+
+dbTest(
+  "the local server passes the client's address as x-forwarded-for, as Supabase's edge does",
+  async () => {
+    const stytch = await startStytchEmulator();
+    const env = testEnv({
+      STYTCH_PROJECT_ID: stytch.projectId,
+      STYTCH_SECRET: stytch.secret,
+      STYTCH_API_URL: stytch.url,
+    });
+    const server = await startLocalServer({ env, sql: testSql() });
+    const sends = async () => {
+      const [row] = await testSql()`
+      select coalesce(array_length(sent_at, 1), 0) as n from identity.otp_send_limit
+      where scope = 'ip' and key_hash = identity.otp_limit_key('127.0.0.1')`;
+      return row?.n ?? 0;
+    };
+    try {
+      const before = await sends();
+      const res = await fetch(`${server.functionsUrl}/otp-send`, {
+        method: "POST",
+        headers: {
+          authorization: `Bearer ${await projectJwt({ role: "anon" })}`,
+          "content-type": "application/json",
+        },
+        body: JSON.stringify({ email: `xff.${crypto.randomUUID().slice(0, 8)}@example.test` }),
+      });
+      assert.equal(res.status, 200, await res.text());
+      assert.equal(await sends(), before + 1);
+    } finally {
+      await server.close();
+      await stytch.close();
+    }
+  },
+);

@@ -17,8 +17,10 @@ export interface Deps {
 
 /** Built from the process environment; one database pool per process. */
 export function defaultDeps(): Deps {
-  const config = loadConfig(Deno.env.toObject());
-  const sql = config.core.ok ? connectDatabase(config.core.value.databaseUrl) : null;
+  const env = Deno.env.toObject();
+  const config = loadConfig(env);
+  // The pool only needs the database URL (webhooks work without the JWT settings).
+  const sql = env.SUPABASE_DB_URL ? connectDatabase(env.SUPABASE_DB_URL) : null;
   return { config, sql, now: () => new Date() };
 }
 
