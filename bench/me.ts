@@ -11,7 +11,7 @@ import {
   signIn,
   tokenResponse,
 } from "../supabase/functions/_shared/sessions.ts";
-import { type BenchResult, fetchOk, measureRate } from "./harness.ts";
+import { type BenchResult, compareRates, fetchOk } from "./harness.ts";
 
 export async function benchMe(
   options: { sql: Sql; env: Record<string, string> },
@@ -48,14 +48,11 @@ export async function benchMe(
   );
   const server = await startLocalServer({ env, sql });
   try {
-    const concurrency = 8;
     const baselineUrl = `http://127.0.0.1:${baseline.addr.port}/`;
-    const baselineRate = await measureRate(() => fetchOk(baselineUrl, { headers }), {
-      concurrency,
-    });
-    const rate = await measureRate(
+    const { rate, baselineRate } = await compareRates(
       () => fetchOk(`${server.functionsUrl}/me`, { headers }),
-      { concurrency },
+      () => fetchOk(baselineUrl, { headers }),
+      { concurrency: 8 },
     );
     return {
       name: "me",

@@ -8,7 +8,7 @@
 import { startLocalServer } from "../local/server.ts";
 import type { Sql } from "../supabase/functions/_shared/db.ts";
 import { verifyMetaSignature } from "../supabase/functions/_shared/signatures.ts";
-import { type BenchResult, fetchOk, measureRate } from "./harness.ts";
+import { type BenchResult, compareRates, fetchOk } from "./harness.ts";
 
 const messagesPerDelivery = 10;
 const concurrency = 8;
@@ -60,19 +60,20 @@ export async function benchWhatsappDeliveries(
   const server = await startLocalServer({ env, sql });
   try {
     const baselineUrl = `http://127.0.0.1:${baseline.addr.port}/`;
-    const baselineRate = await measureRate(
+    const url = `${server.functionsUrl}/whatsapp-webhook`;
+    let delivered = 0;
+    const { rate, baselineRate } = await compareRates(
+      async () => {
+        await fetchOk(url, await signedDelivery());
+        delivered++;
+      },
       async () => await fetchOk(baselineUrl, await signedDelivery()),
       { concurrency },
     );
-    const url = `${server.functionsUrl}/whatsapp-webhook`;
-    const first = sequence;
-    const rate = await measureRate(async () => await fetchOk(url, await signedDelivery()), {
-      concurrency,
-    });
     // Every delivery must really have stored its rows, or the figure means nothing.
     const [{ stored }] = await sql`
       select count(*)::int as stored from whatsapp.message where wamid like ${`wamid.bench-${run}-%`}`;
-    const expected = (sequence - first) * messagesPerDelivery;
+    const expected = delivered * messagesPerDelivery;
     if (stored !== expected) throw new Error(`stored ${stored} messages, expected ${expected}`);
     return {
       name: "whatsapp-webhook",
