@@ -95,6 +95,19 @@ Deno.test("verify accepts a minted token and one within 30 s past its expiry", a
   assert.equal((await tokens.verify(minted.token, skewed)).ok, true);
 });
 
+Deno.test("verify re-checks the expiry of a token it has already verified", async () => {
+  const minted = await tokens.mint(subject, now);
+  assert.equal((await tokens.verify(minted.token, now)).ok, true);
+  const later = new Date((minted.expiresAt + 31) * 1000);
+  assert.deepEqual(await tokens.verify(minted.token, later), { ok: false, reason: "expired" });
+});
+
+Deno.test("a project JWT verified for the gateway is not a platform token", async () => {
+  const anonKey = await sign({ role: "anon", iss: "supabase", exp: nowSeconds + 60 });
+  assert.equal((await tokens.verifyProjectJwt(anonKey, now)).ok, true);
+  assert.deepEqual(await tokens.verify(anonKey, now), { ok: false, reason: "invalid" });
+});
+
 const rejected: [string, () => Promise<string>, "invalid" | "expired"][] = [
   ["alg none", () => Promise.resolve(unsecured(validClaims())), "invalid"],
   ["HS512", () => sign(validClaims(), { alg: "HS512" }), "invalid"],
