@@ -65,12 +65,6 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
   const projectJwt = config.core.ok ? createAccessTokens(config.core.value) : null;
 
   async function route(req: Request, info: Deno.ServeHandlerInfo): Promise<Response> {
-    // Supabase's edge sets x-forwarded-for to the client's address; so does this server.
-    if (!req.headers.has("x-forwarded-for")) {
-      const headers = new Headers(req.headers);
-      headers.set("x-forwarded-for", (info.remoteAddr as Deno.NetAddr).hostname);
-      req = new Request(req, { headers });
-    }
     const { pathname } = new URL(req.url);
     if (options.fallback && !pathname.startsWith("/functions/")) return options.fallback(req);
     const match = /^\/functions\/v1\/([a-z0-9_-]+)(\/.*)?$/.exec(pathname);
@@ -93,7 +87,7 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
         );
       }
     }
-    return await fn.handler(req);
+    return await fn.handler(req, info);
   }
 
   const server = Deno.serve({

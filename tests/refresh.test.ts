@@ -282,5 +282,11 @@ dbTest(
     );
     assert.equal(res.headers.get("access-control-allow-origin"), "*");
     assert.ok(res.headers.get("x-request-id"));
+
+    // The answer itself carries the origin rule and lets browser code read the request id.
+    const answer = await me(new Request("http://127.0.0.1/functions/v1/me"));
+    assert.equal(answer.status, 401);
+    assert.equal(answer.headers.get("access-control-allow-origin"), "*");
+    assert.equal(answer.headers.get("access-control-expose-headers"), "x-request-id");
   },
 );

@@ -47,11 +47,14 @@ export class HttpError extends Error {
   }
 }
 
-export type Handler = (req: Request) => Promise<Response>;
+/** A function's handler, as Deno.serve calls it. */
+export type Handler = (req: Request, info?: Deno.ServeHandlerInfo) => Promise<Response>;
 
 export interface RequestContext {
   requestId: string;
   log: Logger;
+  /** The client's IP: the first `x-forwarded-for` hop (set by Supabase's edge), else the peer. */
+  clientIp: string;
 }
 
 export interface HandlerOptions {
@@ -78,23 +81,27 @@ export function defineHandler(
   handle: (req: Request, ctx: RequestContext) => Promise<Response>,
 ): Handler {
   const allow = options.methods.join(", ");
-  const cors = options.cors
-    ? { ...corsHeaders, "access-control-allow-methods": `${allow}, OPTIONS` }
+  // Preflight answers carry the whole CORS policy; other answers only need the origin rule, and
+  // expose the request id to browser code.
+  const preflightHeaders = { ...corsHeaders, "access-control-allow-methods": `${allow}, OPTIONS` };
+  const responseHeaders: Record<string, string> = options.cors
+    ? { "access-control-allow-origin": "*", "access-control-expose-headers": "x-request-id" }
     : {};
-  return async function handler(req: Request): Promise<Response> {
+  return async function handler(req, info): Promise<Response> {
     const startedAt = performance.now();
     const requestId = crypto.randomUUID();
     const log = createLogger({ fn: options.name, request_id: requestId });
     let res: Response;
     if (options.cors && req.method === "OPTIONS") {
-      res = new Response(null, { status: 204 });
+      res = new Response(null, { status: 204, headers: preflightHeaders });
     } else if (!options.methods.includes(req.method)) {
       res = errorResponse(
         new HttpError(405, "METHOD_NOT_ALLOWED", `Method ${req.method} is not allowed`, { allow }),
       );
     } else {
       try {
-        res = await handle(req, { requestId, log });
+        const peer = (info?.remoteAddr as Deno.NetAddr | undefined)?.hostname;
+        res = await handle(req, { requestId, log, clientIp: clientIp(req, peer) });
       } catch (error) {
         if (!(error instanceof HttpError)) {
           log.error("unhandled error", { error: errorDetail(error) });
@@ -102,13 +109,13 @@ export function defineHandler(
         res = errorResponse(error, requestId);
       }
     }
-    res = withHeaders(res, { ...cors, "x-request-id": requestId });
-    log.info("request", {
+    res = withHeaders(res, { ...responseHeaders, "x-request-id": requestId });
+    log.info("request", () => ({
       method: req.method,
       path: new URL(req.url).pathname, // never the query: it can carry codes and state
       status: res.status,
       duration_ms: Math.round(performance.now() - startedAt),
-    });
+    }));
     return res;
   };
 }
@@ -229,16 +236,19 @@ export function bearerToken(req: Request): string | null {
   return match ? match[1] : null;
 }
 
-/** The client's IP: the first `x-forwarded-for` hop (set by Supabase's edge), else unknown. */
-export function clientIp(req: Request, connectionIp?: string): string {
+/** The client's IP: the first `x-forwarded-for` hop (set by Supabase's edge), else the peer. */
+function clientIp(req: Request, connectionIp?: string): string {
   const forwarded = req.headers.get("x-forwarded-for")?.split(",")[0]?.trim();
   return forwarded || connectionIp || "unknown";
 }
 
+/** Fields of a log line, or a function computing them only when the line is written. */
+export type LogFields = Record<string, unknown> | (() => Record<string, unknown>);
+
 export interface Logger {
-  info(event: string, fields?: Record<string, unknown>): void;
-  warn(event: string, fields?: Record<string, unknown>): void;
-  error(event: string, fields?: Record<string, unknown>): void;
+  info(event: string, fields?: LogFields): void;
+  warn(event: string, fields?: LogFields): void;
+  error(event: string, fields?: LogFields): void;
 }
 
 const levels = { info: 0, warn: 1, error: 2, silent: 3 } as const;
@@ -252,10 +262,11 @@ const minLevel: Level = (Deno.env.get("LOG_LEVEL") as Level) in levels
  * never tokens, codes or secrets.
  */
 export function createLogger(base: Record<string, unknown>): Logger {
-  const write = (level: Level, event: string, fields?: Record<string, unknown>) => {
+  const write = (level: Level, event: string, fields?: LogFields) => {
     if (levels[level] < levels[minLevel]) return;
+    const extra = typeof fields === "function" ? fields() : fields;
     console.log(
-      JSON.stringify({ level, event, ...base, ...fields, time: new Date().toISOString() }),
+      JSON.stringify({ level, event, ...base, ...extra, time: new Date().toISOString() }),
     );
   };
   return {

@@ -12,7 +12,6 @@ import { z } from "zod";
 import { callFunction } from "../_shared/db.ts";
 import { type Deps, platformServices } from "../_shared/deps.ts";
 import {
-  clientIp,
   defineHandler,
   type Handler,
   HttpError,
@@ -52,7 +51,7 @@ export function createHandler(deps: Deps, options: OtpSendOptions = {}): Handler
   const stytch = stytchOtpService(deps.config.stytch, "otp-send", options.stytch);
   return defineHandler(
     { name: "otp-send", methods: ["POST"], cors: true },
-    async (req, { log }) => {
+    async (req, { log, clientIp }) => {
       const otp = stytch();
       const { sql } = platform();
       const now = deps.now();
@@ -62,7 +61,7 @@ export function createHandler(deps: Deps, options: OtpSendOptions = {}): Handler
         sql,
         "identity.otp_send_allowed",
         email,
-        clientIp(req),
+        clientIp,
         now,
       );
       if (!verdict.allowed) {
