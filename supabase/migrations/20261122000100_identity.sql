@@ -420,23 +420,26 @@ begin
 end
 $$;
 
--- `me`: the person and their workspaces, or null when the session is revoked or expired.
+-- `me`: the person and their workspaces, or null when the session is revoked or expired. Built as
+-- json, not jsonb: it is only sent on, and json is built and printed without a binary detour.
 create function identity.me(p_session_id uuid, p_person_id uuid, p_now timestamptz)
-returns jsonb
+returns json
 language plpgsql stable
 set search_path = pg_catalog, extensions
 as $$
 declare
-  v_me jsonb;
+  v_me json;
 begin
-  select jsonb_build_object(
-    'person', identity.person_json(p),
+  select json_build_object(
+    'person', json_build_object(
+      'id', p.id, 'email', p.email, 'display_name', p.display_name, 'created_at', p.created_at
+    ),
     'workspaces', coalesce((
-      select jsonb_agg(jsonb_build_object('id', w.id, 'name', w.name, 'role', m.role) order by m.created_at)
+      select json_agg(json_build_object('id', w.id, 'name', w.name, 'role', m.role) order by m.created_at)
       from identity.membership m
       join identity.workspace w on w.id = m.workspace_id
       where m.person_id = p.id
-    ), '[]'::jsonb)
+    ), '[]'::json)
   )
   into v_me
   from identity.session s

@@ -26,6 +26,7 @@ export function connectDatabase(url: string, options: { max?: number } = {}): Sq
 export type SqlArgument = string | number | boolean | Date | null | undefined | object;
 
 const functionName = /^[a-z_]+\.[a-z_]+$/;
+const defaultTag = "$arg$";
 
 /**
  * Calls `schema.function(args…)` and returns its (jsonb) result, in exactly one round trip.
@@ -33,18 +34,19 @@ const functionName = /^[a-z_]+\.[a-z_]+$/;
  * Why not a parameterised query: with prepared statements off (required by the transaction
  * pooler), postgres.js sends every query that has parameters in two round trips, first asking the
  * server for the parameter types. So arguments are sent as literals instead, each dollar-quoted
- * with a tag chosen so that it does not occur in any argument: the server reads everything
- * between the tags as a plain string, never as SQL, whatever the string contains. The server
- * casts each literal to the declared parameter type (uuid, timestamptz, jsonb…).
+ * with a tag that does not occur in any argument: the server reads everything between the tags
+ * as a plain string, never as SQL, whatever the string contains. The server casts each literal to
+ * the declared parameter type (uuid, timestamptz, jsonb…).
  */
 export async function callFunction<T>(sql: Sql, name: string, ...args: SqlArgument[]): Promise<T> {
   if (!functionName.test(name)) throw new TypeError(`Not a function name: ${name}`);
   const texts = args.map(argumentText);
-  let tag: string;
-  do {
+  // The first occurrence of the tag must be the closing one; when an argument contains it (by
+  // chance or on purpose), a random tag is drawn until none does.
+  let tag = defaultTag;
+  while (texts.some((text) => text !== null && (text + tag).indexOf(tag) !== text.length)) {
     tag = `$a${crypto.getRandomValues(new Uint32Array(2)).join("x")}$`;
-    // The string must not end early: the first occurrence of the tag is the closing one.
-  } while (texts.some((text) => text !== null && (text + tag).indexOf(tag) !== text.length));
+  }
   const list = texts.map((text, i) => text === null ? literal(args[i]) : `${tag}${text}${tag}`);
   const [row] = await sql.unsafe(`select ${name}(${list.join(", ")}) as result`);
   return row.result as T;
