@@ -218,11 +218,13 @@ as $$
   )
 $$;
 
--- A provider sign-in (same contract as in 20261122000100_identity.sql), now provisioning a new
--- person before the session payload is computed, so the very first token carries workspace_id
--- and workspace_role. The provider verified the email it gave (upsert_person stores no other), so
--- the welcome email is ready at once. No auth.users row exists on these paths: no app metadata.
-create or replace function identity.sign_in(
+-- A provider sign-in (otp-verify, workos-callback), after the provider has answered, in one
+-- transaction: the person upsert, provisioning of a new person, then a new session. Provisioning
+-- comes before the session payload is computed, so the very first token carries workspace_id and
+-- workspace_role. The provider verified the email it gave (upsert_person stores no other), so the
+-- welcome email is ready at once. No auth.users row exists on these paths: no app metadata.
+-- Returns the session payload plus is_new_user, or {error} from upsert_person.
+create function identity.sign_in(
   p_provider text,
   p_provider_user_id text,
   p_email text,
