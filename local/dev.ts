@@ -11,7 +11,6 @@
  * It prints the URLs and an anon key (HS256 JWT `{role: "anon", iss: "supabase"}`) to call the
  * functions that have verify_jwt = true. Local tooling only, never deployed.
  */
-import { SignJWT } from "jose";
 import postgres from "postgres";
 import type { Env } from "../supabase/functions/_shared/config.ts";
 import { maskEmail } from "../supabase/functions/_shared/http.ts";
@@ -19,7 +18,7 @@ import { startStytchEmulator } from "./emulators/stytch.ts";
 import { startWorkosEmulator } from "./emulators/workos.ts";
 import { migrate } from "./migrate.ts";
 import { embeddedPoolSize, startEmbeddedPostgres } from "./pglite.ts";
-import { startLocalServer } from "./server.ts";
+import { mintAnonKey, startLocalServer } from "./server.ts";
 
 const env: Env = Deno.env.toObject();
 const port = Number(env.PORT ?? 54321);
@@ -102,11 +101,7 @@ const server = await startLocalServer({
 });
 closers.unshift(server.close);
 
-const anonKey = await new SignJWT({ role: "anon", iss: "supabase" })
-  .setProtectedHeader({ alg: "HS256", typ: "JWT" })
-  .setIssuedAt()
-  .setExpirationTime("10y")
-  .sign(new TextEncoder().encode(env.JWT_SECRET));
+const anonKey = await mintAnonKey(env.JWT_SECRET);
 
 console.log([
   ...notes.map((note) => `- ${note}`),

@@ -5,6 +5,7 @@
  * included). Functions are discovered from their folders, so a new one appears without edits here.
  * Local tooling only, never deployed.
  */
+import { SignJWT } from "jose";
 import { parse as parseToml } from "smol-toml";
 import type { Env } from "../supabase/functions/_shared/config.ts";
 import { loadConfig } from "../supabase/functions/_shared/config.ts";
@@ -128,4 +129,17 @@ async function loadFunctions(deps: Deps): Promise<Map<string, LoadedFunction>> {
     });
   }
   return functions;
+}
+
+/**
+ * The project's anon key as Supabase issues it: an HS256 JWT `{role: "anon", iss: "supabase"}`
+ * (10 years), for calling the functions that have verify_jwt = true.
+ */
+export function mintAnonKey(jwtSecret: string, now = new Date()): Promise<string> {
+  const iat = Math.floor(now.getTime() / 1000);
+  return new SignJWT({ role: "anon", iss: "supabase" })
+    .setProtectedHeader({ alg: "HS256", typ: "JWT" })
+    .setIssuedAt(iat)
+    .setExpirationTime(iat + 10 * 365 * 24 * 3600)
+    .sign(new TextEncoder().encode(jwtSecret));
 }

@@ -6,11 +6,13 @@
  */
 import assert from "node:assert/strict";
 import { createClient, FunctionsHttpError } from "@supabase/supabase-js";
-import { jwtVerify, SignJWT } from "jose";
+import { jwtVerify } from "jose";
 import { startStytchEmulator, type StytchEmulator } from "../local/emulators/stytch.ts";
-import { type LocalServer, startLocalServer } from "../local/server.ts";
+import { type LocalServer, mintAnonKey, startLocalServer } from "../local/server.ts";
 import { dbTest, testSql, uniqueEmail } from "./support/db.ts";
 import { TestClock, testEnv, testJwtSecret, testSupabaseUrl } from "./support/deps.ts";
+import { randomIp } from "./support/http.ts";
+import { stytchEnv } from "./support/stytch.ts";
 
 const secretKey = new TextEncoder().encode(testJwtSecret);
 
@@ -27,11 +29,7 @@ async function startStack(): Promise<Stack> {
   const clock = new TestClock();
   const stytch = await startStytchEmulator({ now: clock.now });
   const server = await startLocalServer({
-    env: testEnv({
-      STYTCH_PROJECT_ID: stytch.projectId,
-      STYTCH_SECRET: stytch.secret,
-      STYTCH_API_URL: stytch.url,
-    }),
+    env: testEnv(stytchEnv(stytch)),
     sql: testSql(),
     now: clock.now,
   });
@@ -39,28 +37,12 @@ async function startStack(): Promise<Stack> {
     stytch,
     server,
     clock,
-    anonKey: await anonKeyFor(clock.now(), testJwtSecret),
+    anonKey: await mintAnonKey(testJwtSecret, clock.now()),
     async [Symbol.asyncDispose]() {
       await server.close();
       await stytch.close();
     },
   };
-}
-
-/** The project's anon key, as Supabase issues it: HS256 `{role: "anon", iss: "supabase"}`. */
-function anonKeyFor(now: Date, secret: string): Promise<string> {
-  const iat = Math.floor(now.getTime() / 1000);
-  return new SignJWT({ role: "anon", iss: "supabase" })
-    .setProtectedHeader({ alg: "HS256", typ: "JWT" })
-    .setIssuedAt(iat)
-    .setExpirationTime(iat + 10 * 365 * 24 * 3600)
-    .sign(new TextEncoder().encode(secret));
-}
-
-/** A client IP of its own per test, so tests never share the per-IP send limit. */
-function randomIp(): string {
-  const [a, b, c] = crypto.getRandomValues(new Uint8Array(3));
-  return `10.${a}.${b}.${c}`;
 }
 
 async function post(
@@ -151,9 +133,9 @@ dbTest(
   async () => {
     await using stack = await startStack();
     const email = uniqueEmail("nojwt");
-    const wrongKey = await anonKeyFor(
-      stack.clock.now(),
+    const wrongKey = await mintAnonKey(
       "another-project-secret-of-32-characters!",
+      stack.clock.now(),
     );
 
     const missing = await post(stack, "otp-send", { email }, { authorization: "" });

@@ -14,7 +14,8 @@ import type { StytchLogEntry } from "../supabase/functions/_shared/stytch.ts";
 import { createHandler, type OtpSendOptions } from "../supabase/functions/otp-send/handler.ts";
 import { dbTest, testSql, uniqueEmail } from "./support/db.ts";
 import { TestClock, testDeps } from "./support/deps.ts";
-import { call, type CallOptions } from "./support/http.ts";
+import { stytchEnv } from "./support/stytch.ts";
+import { call, type CallOptions, randomIp } from "./support/http.ts";
 import { signInForTest } from "./support/sessions.ts";
 
 interface Setup {
@@ -38,20 +39,6 @@ async function setup(
     stytch: { log: (entry) => logs.push(entry), ...options.handler?.stytch },
   });
   return { stytch, clock, handler, logs, [Symbol.asyncDispose]: () => stytch.close() };
-}
-
-function stytchEnv(stytch: StytchEmulator): Env {
-  return {
-    STYTCH_PROJECT_ID: stytch.projectId,
-    STYTCH_SECRET: stytch.secret,
-    STYTCH_API_URL: stytch.url,
-  };
-}
-
-/** A client IP of its own per test, so tests never share the per-IP limit. */
-function randomIp(): string {
-  const [a, b, c] = crypto.getRandomValues(new Uint8Array(3));
-  return `10.${a}.${b}.${c}`;
 }
 
 function send(

@@ -20,7 +20,8 @@ import {
 } from "../supabase/functions/otp-verify/handler.ts";
 import { dbTest, testSql, uniqueEmail } from "./support/db.ts";
 import { TestClock, testDeps, testJwtSecret, testSupabaseUrl } from "./support/deps.ts";
-import { call, type CallOptions, type CallResult } from "./support/http.ts";
+import { stytchEnv } from "./support/stytch.ts";
+import { call, type CallOptions, type CallResult, randomIp } from "./support/http.ts";
 import { signInForTest } from "./support/sessions.ts";
 
 interface Setup {
@@ -46,20 +47,6 @@ async function setup(
   });
   const sendHandler = createSendHandler(deps, { stytch: { log: (entry) => logs.push(entry) } });
   return { stytch, clock, verify, sendHandler, logs, [Symbol.asyncDispose]: () => stytch.close() };
-}
-
-function stytchEnv(stytch: StytchEmulator): Env {
-  return {
-    STYTCH_PROJECT_ID: stytch.projectId,
-    STYTCH_SECRET: stytch.secret,
-    STYTCH_API_URL: stytch.url,
-  };
-}
-
-/** A client IP of its own per call, so tests never share the per-IP send limit. */
-function randomIp(): string {
-  const [a, b, c] = crypto.getRandomValues(new Uint8Array(3));
-  return `10.${a}.${b}.${c}`;
 }
 
 /** Sends a code through otp-send and reads it from the emulator's "mailbox". */

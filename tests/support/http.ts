@@ -44,3 +44,9 @@ export async function call(
   }
   return { status: res.status, headers: res.headers, body: parsed };
 }
+
+/** A client IP of its own (10.x.y.z), so tests never share a per-IP limit. */
+export function randomIp(): string {
+  const [a, b, c] = crypto.getRandomValues(new Uint8Array(3));
+  return `10.${a}.${b}.${c}`;
+}
