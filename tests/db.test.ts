@@ -54,3 +54,16 @@ Deno.test("callFunction refuses what it cannot pass safely", async () => {
   await assert.rejects(callFunction(sql, "pg_catalog.concat", "nul\0byte"), TypeError);
   await assert.rejects(callFunction(sql, "pg_catalog.concat", Number.NaN), TypeError);
 });
+
+dbTest("callFunction turns U+0000 in JSON into U+FFFD, which jsonb can store", async () => {
+  await testSql().unsafe(`
+    create schema if not exists call_test;
+    create or replace function call_test.echo_doc(doc jsonb) returns jsonb
+    language sql as $$ select doc $$`);
+  const doc = { text: "a\0b", literal: "a\\u0000b", both: "\\\0" };
+  assert.deepEqual(await callFunction(testSql(), "call_test.echo_doc", doc), {
+    text: "a\ufffdb",
+    literal: "a\\u0000b",
+    both: "\\\ufffd",
+  });
+});

@@ -57,8 +57,11 @@ function argumentText(value: SqlArgument): string | null {
   let text: string;
   if (typeof value === "string") text = value;
   else if (value instanceof Date) text = value.toISOString();
-  else if (value !== null && typeof value === "object") text = JSON.stringify(value);
-  else return null;
+  else if (value !== null && typeof value === "object") {
+    // jsonb cannot hold U+0000 (Meta and others do send it): it becomes U+FFFD. In JSON text a
+    // backslash always starts an escape pair, so an even run of them before `u0000` is literal.
+    text = JSON.stringify(value).replace(/(?<!\\)((?:\\\\)*)\\u0000/g, "$1\\ufffd");
+  } else return null;
   if (text.includes("\0")) throw new TypeError("SQL arguments cannot contain NUL characters");
   return text;
 }
