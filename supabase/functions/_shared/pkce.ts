@@ -3,6 +3,8 @@
  * holds the verifier, which travels sealed inside the state, in addition to the client secret.
  */
 
+import { encodeBase64Url } from "./base64url.ts";
+
 export interface PkcePair {
   /** 43 base64url characters: 32 random bytes (RFC 7636 §4.1 allows 43 to 128). */
   codeVerifier: string;
@@ -19,18 +21,12 @@ const verifierBytes = 32;
  * const { codeVerifier, codeChallenge } = await createPkcePair();
  */
 export async function createPkcePair(): Promise<PkcePair> {
-  const codeVerifier = base64Url(crypto.getRandomValues(new Uint8Array(verifierBytes)));
+  const codeVerifier = encodeBase64Url(crypto.getRandomValues(new Uint8Array(verifierBytes)));
   return { codeVerifier, codeChallenge: await s256CodeChallenge(codeVerifier) };
 }
 
 /** The S256 challenge of a verifier. */
 export async function s256CodeChallenge(codeVerifier: string): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(codeVerifier));
-  return base64Url(new Uint8Array(digest));
-}
-
-function base64Url(bytes: Uint8Array): string {
-  let binary = "";
-  for (const byte of bytes) binary += String.fromCharCode(byte);
-  return btoa(binary).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
+  return encodeBase64Url(new Uint8Array(digest));
 }

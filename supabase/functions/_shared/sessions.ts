@@ -8,6 +8,7 @@
  * the previous token within the grace period gets the same successor back (a client's concurrent
  * refresh); an older one revokes the session (SPEC §6 refresh).
  */
+import { decodeBase64Url, encodeBase64Url } from "./base64url.ts";
 import type { CoreConfig } from "./config.ts";
 import { callFunction, type Sql } from "./db.ts";
 import { bearerToken, HttpError } from "./http.ts";
@@ -107,11 +108,11 @@ export function createRefreshTokens(jwtSecret: string): RefreshTokens {
       const token = new Uint8Array(refreshTokenBytes);
       token.set(body);
       token.set(mac, body.length);
-      return toBase64Url(token);
+      return encodeBase64Url(token);
     },
 
     async open(token) {
-      const bytes = fromBase64Url(token);
+      const bytes = decodeBase64Url(token);
       if (!bytes || bytes.length !== refreshTokenBytes) return null;
       const body = bytes.subarray(0, uuidBytes + counterBytes);
       const mac = bytes.subarray(uuidBytes + counterBytes);
@@ -273,19 +274,4 @@ function bytesToUuid(bytes: Uint8Array): string {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${
     hex.slice(20)
   }`;
-}
-
-function toBase64Url(bytes: Uint8Array): string {
-  return btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_")
-    .replace(/=+$/, "");
-}
-
-function fromBase64Url(text: string): Uint8Array<ArrayBuffer> | null {
-  if (!/^[A-Za-z0-9_-]{1,200}$/.test(text)) return null;
-  try {
-    const binary = atob(text.replaceAll("-", "+").replaceAll("_", "/"));
-    return Uint8Array.from(binary, (c) => c.charCodeAt(0));
-  } catch {
-    return null;
-  }
 }

@@ -9,6 +9,7 @@
  * nothing else; encryption (not only a MAC) keeps the PKCE verifier secret while the state sits in
  * browser history and WorkOS's logs.
  */
+import { decodeBase64Url, encodeBase64Url } from "./base64url.ts";
 import { isUuid } from "./jwt.ts";
 
 /** What a state binds. */
@@ -69,12 +70,12 @@ export function createStateSealer(cookiePassword: string): StateSealer {
       bytes[0] = version;
       bytes.set(iv, 1);
       bytes.set(sealed, 1 + ivBytes);
-      return toBase64Url(bytes);
+      return encodeBase64Url(bytes);
     },
 
     async open(state, now) {
       if (state.length > maxStateLength) return null;
-      const bytes = fromBase64Url(state);
+      const bytes = decodeBase64Url(state);
       if (!bytes || bytes.length < 1 + ivBytes + tagBytes || bytes[0] !== version) return null;
       let plaintext: ArrayBuffer;
       try {
@@ -139,25 +140,6 @@ function parsePayload(plaintext: ArrayBuffer): Payload | null {
       return value;
     }
     return null;
-  } catch {
-    return null;
-  }
-}
-
-function toBase64Url(bytes: Uint8Array): string {
-  let binary = "";
-  for (const byte of bytes) binary += String.fromCharCode(byte);
-  return btoa(binary).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
-}
-
-/** Decodes canonical base64url only, so every character of a state matters. */
-function fromBase64Url(text: string): Uint8Array<ArrayBuffer> | null {
-  if (!/^[A-Za-z0-9_-]+$/.test(text)) return null;
-  try {
-    const binary = atob(text.replaceAll("-", "+").replaceAll("_", "/"));
-    const bytes = Uint8Array.from(binary, (c) => c.charCodeAt(0));
-    // Trailing bits that base64 ignores would let two strings open to the same state.
-    return toBase64Url(bytes) === text ? bytes : null;
   } catch {
     return null;
   }
