@@ -3,9 +3,9 @@
  * clock. Each function's index.ts builds the production default once per process; tests and the
  * local server pass their own.
  */
-import { type Config, type CoreConfig, loadConfig } from "./config.ts";
+import { type Config, type CoreConfig, type Feature, loadConfig } from "./config.ts";
 import { connectDatabase, type Sql } from "./db.ts";
-import { HttpError } from "./http.ts";
+import { type ErrorCode, HttpError } from "./http.ts";
 import { createSessionTokens, type SessionTokens } from "./sessions.ts";
 
 export interface Deps {
@@ -44,4 +44,29 @@ export function platformServices(deps: Deps): () => Platform {
   }
   const platform = { core: core.value, sql: deps.sql, tokens: createSessionTokens(core.value) };
   return () => platform;
+}
+
+/**
+ * What a function builds from a feature's settings (an SDK client, keys), built once when the
+ * handler is created. While the feature is not configured, the getter throws 503 with the
+ * feature's code and a message naming the variable, never its value (SPEC §3).
+ *
+ * @example
+ * const whatsapp = featureServices(deps.config.whatsapp, "WHATSAPP_NOT_CONFIGURED", "WhatsApp webhook", (c) => c);
+ * // in the handler: const { appSecret } = whatsapp();
+ */
+export function featureServices<C, T>(
+  feature: Feature<C>,
+  code: ErrorCode,
+  featureName: string,
+  build: (config: C) => T,
+): () => T {
+  if (!feature.ok) {
+    const error = new HttpError(503, code, `${featureName} is not configured: ${feature.message}`);
+    return () => {
+      throw error;
+    };
+  }
+  const services = build(feature.value);
+  return () => services;
 }

@@ -11,7 +11,8 @@
 import { Client, envs, RequestError, StytchError } from "stytch";
 import { z } from "zod";
 import type { Feature, StytchConfig } from "./config.ts";
-import { createLogger, HttpError } from "./http.ts";
+import { featureServices } from "./deps.ts";
+import { createLogger } from "./http.ts";
 
 export type SendResult =
   | { ok: true; methodId: string }
@@ -200,16 +201,11 @@ export function stytchOtpService(
   functionName: string,
   options: StytchOtpOptions = {},
 ): () => StytchOtp {
-  if (!feature.ok) {
-    const message = `Stytch sign-in is not configured: ${feature.message}`;
-    return () => {
-      throw new HttpError(503, "STYTCH_NOT_CONFIGURED", message);
-    };
-  }
-  const logger = createLogger({ fn: functionName });
-  const otp = createStytchOtp(feature.value, {
-    log: ({ level: _level, event, ...fields }) => logger.warn(event, fields),
-    ...options,
+  return featureServices(feature, "STYTCH_NOT_CONFIGURED", "Stytch sign-in", (config) => {
+    const logger = createLogger({ fn: functionName });
+    return createStytchOtp(config, {
+      log: ({ level: _level, event, ...fields }) => logger.warn(event, fields),
+      ...options,
+    });
   });
-  return () => otp;
 }

@@ -10,6 +10,7 @@
 import { OauthException, WorkOS } from "@workos-inc/node";
 import { createRemoteJWKSet, jwtVerify } from "jose";
 import type { Feature, WorkosConfig } from "./config.ts";
+import { featureServices } from "./deps.ts";
 import { HttpError } from "./http.ts";
 
 /**
@@ -47,14 +48,7 @@ export function workosServices<T>(
   feature: Feature<WorkosConfig>,
   build: (config: WorkosConfig) => T,
 ): () => T {
-  if (!feature.ok) {
-    const { message } = feature;
-    return () => {
-      throw workosNotConfigured(message);
-    };
-  }
-  const services = build(feature.value);
-  return () => services;
+  return featureServices(feature, "WORKOS_NOT_CONFIGURED", "WorkOS sign-in", build);
 }
 
 /** What a code exchange yields. */

@@ -18,7 +18,7 @@
  */
 import { z } from "zod";
 import { callFunction } from "../_shared/db.ts";
-import type { Deps } from "../_shared/deps.ts";
+import { type Deps, featureServices } from "../_shared/deps.ts";
 import {
   defineHandler,
   type Handler,
@@ -118,18 +118,16 @@ interface StoreResult {
 }
 
 export function createHandler(deps: Deps): Handler {
-  const whatsapp = deps.config.whatsapp;
+  const whatsapp = featureServices(
+    deps.config.whatsapp,
+    "WHATSAPP_NOT_CONFIGURED",
+    "WhatsApp webhook",
+    (config) => config,
+  );
   return defineHandler(
     { name: "whatsapp-webhook", methods: ["GET", "POST"] },
     async (req, { log }) => {
-      if (!whatsapp.ok) {
-        throw new HttpError(
-          503,
-          "WHATSAPP_NOT_CONFIGURED",
-          `WhatsApp webhook is not configured: ${whatsapp.message}`,
-        );
-      }
-      const { verifyToken, appSecret } = whatsapp.value;
+      const { verifyToken, appSecret } = whatsapp();
       if (req.method === "GET") return await verifySubscription(req, verifyToken);
 
       const sql = deps.sql;
