@@ -4,6 +4,7 @@
  * short rounds and each rate is the median of its rounds, so a machine that speeds up or slows
  * down during the run (a shared VM) affects both alike.
  */
+import { type CpuMeter, cpuUsed } from "./cpu.ts";
 
 export interface BenchResult {
   name: string;
@@ -15,6 +16,16 @@ export interface BenchResult {
   target: number;
   unit: string;
   baseline: string;
+  /** A ratio measured alongside, that explains this one. */
+  reference?: { what: string; ratio: number };
+  /** CPU microseconds per operation, of the subject and of the baseline, when measured. */
+  cpu?: { subject: CpuPerOperation; baseline: CpuPerOperation };
+}
+
+/** CPU microseconds per operation: this process, and the database backends when observable. */
+export interface CpuPerOperation {
+  process: number;
+  database: number | null;
 }
 
 export interface CompareOptions {
@@ -23,27 +34,57 @@ export interface CompareOptions {
   warmupMs?: number;
   /** Operations in flight at once. */
   concurrency?: number;
+  /** Also measure the CPU each operation costs. */
+  cpu?: CpuMeter;
 }
 
-/** Measures `op` and `baselineOp` in alternating rounds; answers their median rates (ops/s). */
+/**
+ * Measures `op` and `baselineOp` in alternating rounds; answers their median rates (ops/s) and,
+ * with a CPU meter, what each operation cost in CPU over all rounds.
+ */
 export async function compareRates(
   op: () => Promise<unknown>,
   baselineOp: () => Promise<unknown>,
   options: CompareOptions = {},
-): Promise<{ rate: number; baselineRate: number }> {
-  const { rounds = 7, roundMs = 700, warmupMs = 500, concurrency = 1 } = options;
+): Promise<Pick<BenchResult, "rate" | "baselineRate" | "cpu">> {
+  const { rounds = 7, roundMs = 700, warmupMs = 500, concurrency = 1, cpu } = options;
   await runFor(baselineOp, warmupMs, concurrency);
   await runFor(op, warmupMs, concurrency);
-  const rates: number[] = [];
-  const baselineRates: number[] = [];
+  const subject = { rates: [] as number[], ...cpuTally() };
+  const baseline = { rates: [] as number[], ...cpuTally() };
   for (let round = 0; round < rounds; round++) {
-    baselineRates.push(await runFor(baselineOp, roundMs, concurrency));
-    rates.push(await runFor(op, roundMs, concurrency));
+    for (const [side, run] of [[baseline, baselineOp], [subject, op]] as const) {
+      const before = await cpu?.();
+      const { count, seconds } = await runFor(run, roundMs, concurrency);
+      const after = await cpu?.();
+      side.rates.push(count / seconds);
+      if (before && after) side.add(cpuUsed(before, after), count);
+    }
   }
-  return { rate: median(rates), baselineRate: median(baselineRates) };
+  return {
+    rate: median(subject.rates),
+    baselineRate: median(baseline.rates),
+    cpu: cpu ? { subject: subject.perOperation(), baseline: baseline.perOperation() } : undefined,
+  };
 }
 
-/** Runs `op` for `ms`, `concurrency` at a time; answers operations per second. */
+/** Sums CPU over rounds; answers it per operation. */
+function cpuTally() {
+  let operations = 0, process = 0, database: number | null = 0;
+  return {
+    add(used: { process: number; database: number | null }, count: number) {
+      operations += count;
+      process += used.process;
+      database = database === null || used.database === null ? null : database + used.database;
+    },
+    perOperation: (): CpuPerOperation => ({
+      process: process / operations,
+      database: database === null ? null : database / operations,
+    }),
+  };
+}
+
+/** Runs `op` for `ms`, `concurrency` at a time; answers how many ran, in how many seconds. */
 async function runFor(op: () => Promise<unknown>, ms: number, concurrency: number) {
   let count = 0;
   const startedAt = performance.now();
@@ -54,7 +95,7 @@ async function runFor(op: () => Promise<unknown>, ms: number, concurrency: numbe
       count++;
     }
   }));
-  return count / ((performance.now() - startedAt) / 1000);
+  return { count, seconds: (performance.now() - startedAt) / 1000 };
 }
 
 function median(values: number[]): number {

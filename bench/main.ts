@@ -4,13 +4,15 @@
  */
 import { createScratchDatabase } from "../local/scratch_database.ts";
 import { connectDatabase } from "../supabase/functions/_shared/db.ts";
-import type { BenchResult } from "./harness.ts";
+import { cpuMeter } from "./cpu.ts";
+import type { BenchResult, CpuPerOperation } from "./harness.ts";
 import { benchJwt } from "./jwt.ts";
 import { benchMe } from "./me.ts";
 import { benchWhatsappDeliveries } from "./whatsapp.ts";
 
 const database = await createScratchDatabase("platform_auth_bench");
 const sql = connectDatabase(database.url, { max: database.poolSize });
+const cpu = cpuMeter(sql, database.kind);
 const env = {
   SUPABASE_URL: "http://127.0.0.1:54321",
   SUPABASE_DB_URL: database.url,
@@ -20,8 +22,8 @@ const env = {
 const results: BenchResult[] = [];
 try {
   results.push(await benchJwt());
-  results.push(await benchMe({ sql, env }));
-  results.push(await benchWhatsappDeliveries({ sql, env }));
+  results.push(await benchMe({ sql, env, cpu }));
+  results.push(await benchWhatsappDeliveries({ sql, env, cpu }));
 } finally {
   await sql.end();
   await database.drop();
@@ -37,4 +39,17 @@ for (const r of results) {
       `(${r.baseline})\n  ratio ${ratio.toFixed(2)} (target ≥ ${r.target}) ` +
       (ratio >= r.target ? "meets target" : "BELOW TARGET"),
   );
+  if (r.reference) {
+    console.log(`  for reference, ${r.reference.what}: ratio ${r.reference.ratio.toFixed(2)}`);
+  }
+  if (r.cpu) {
+    console.log(
+      `  CPU per operation: ${cpuText(r.cpu.subject)}; baseline ${cpuText(r.cpu.baseline)}`,
+    );
+  }
+}
+
+function cpuText(cpu: CpuPerOperation): string {
+  const database = cpu.database === null ? "" : `, Postgres ${cpu.database.toFixed(0)} µs`;
+  return `this process ${cpu.process.toFixed(0)} µs${database}`;
 }

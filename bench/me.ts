@@ -11,10 +11,11 @@ import {
   signIn,
   tokenResponse,
 } from "../supabase/functions/_shared/sessions.ts";
+import type { CpuMeter } from "./cpu.ts";
 import { type BenchResult, compareRates, fetchOk } from "./harness.ts";
 
 export async function benchMe(
-  options: { sql: Sql; env: Record<string, string> },
+  options: { sql: Sql; env: Record<string, string>; cpu?: CpuMeter },
 ): Promise<BenchResult> {
   const { sql, env } = options;
   const config = loadConfig(env);
@@ -49,15 +50,16 @@ export async function benchMe(
   const server = await startLocalServer({ env, sql });
   try {
     const baselineUrl = `http://127.0.0.1:${baseline.addr.port}/`;
-    const { rate, baselineRate } = await compareRates(
+    const { rate, baselineRate, cpu } = await compareRates(
       () => fetchOk(`${server.functionsUrl}/me`, { headers }),
       () => fetchOk(baselineUrl, { headers }),
-      { concurrency: 8 },
+      { concurrency: 8, cpu: options.cpu },
     );
     return {
       name: "me",
       rate,
       baselineRate,
+      cpu,
       target: 0.8,
       unit: "requests/s",
       baseline: "server doing only a JWT verify and `select 1` on the same pool",

@@ -8,6 +8,7 @@
 import { startLocalServer } from "../local/server.ts";
 import type { Sql } from "../supabase/functions/_shared/db.ts";
 import { verifyMetaSignature } from "../supabase/functions/_shared/signatures.ts";
+import type { CpuMeter } from "./cpu.ts";
 import { type BenchResult, compareRates, fetchOk } from "./harness.ts";
 
 const messagesPerDelivery = 10;
@@ -15,7 +16,7 @@ const concurrency = 8;
 const encoder = new TextEncoder();
 
 export async function benchWhatsappDeliveries(
-  options: { sql: Sql; env: Record<string, string> },
+  options: { sql: Sql; env: Record<string, string>; cpu?: CpuMeter },
 ): Promise<BenchResult> {
   const { sql } = options;
   const appSecret = options.env.WHATSAPP_APP_SECRET ?? "bench-whatsapp-app-secret";
@@ -62,13 +63,13 @@ export async function benchWhatsappDeliveries(
     const baselineUrl = `http://127.0.0.1:${baseline.addr.port}/`;
     const url = `${server.functionsUrl}/whatsapp-webhook`;
     let delivered = 0;
-    const { rate, baselineRate } = await compareRates(
+    const { rate, baselineRate, cpu } = await compareRates(
       async () => {
         await fetchOk(url, await signedDelivery());
         delivered++;
       },
       async () => await fetchOk(baselineUrl, await signedDelivery()),
-      { concurrency },
+      { concurrency, cpu: options.cpu },
     );
     // Every delivery must really have stored its rows, or the figure means nothing.
     const [{ stored }] = await sql`
@@ -79,6 +80,7 @@ export async function benchWhatsappDeliveries(
       name: "whatsapp-webhook",
       rate,
       baselineRate,
+      cpu,
       // Measured 0.16–0.24 on 2 cores shared with Postgres: the baseline stores nothing, and 10
       // rows committed per delivery (synchronous_commit on: a 200 promises they are durable)
       // dominate the cost.
