@@ -18,6 +18,13 @@ export interface CpuReading {
 
 export type CpuMeter = () => Promise<CpuReading>;
 
+/** CPU microseconds spent (between two readings, or per operation). */
+export interface CpuTime {
+  process: number;
+  /** The database backends' share; null when they cannot be observed. */
+  database: number | null;
+}
+
 /** Linux reports process times in USER_HZ ticks, 100 per second on every mainstream platform. */
 const microsecondsPerTick = 10_000;
 
@@ -58,10 +65,7 @@ async function backendTimes(sql: Sql): Promise<Map<number, number> | null> {
 }
 
 /** CPU used between two readings; backends present in both only (a pool may open or close some). */
-export function cpuUsed(
-  before: CpuReading,
-  after: CpuReading,
-): { process: number; database: number | null } {
+export function cpuUsed(before: CpuReading, after: CpuReading): CpuTime {
   let database: number | null = null;
   if (before.backends && after.backends) {
     database = 0;

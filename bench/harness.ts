@@ -4,7 +4,7 @@
  * short rounds and each rate is the median of its rounds, so a machine that speeds up or slows
  * down during the run (a shared VM) affects both alike.
  */
-import { type CpuMeter, cpuUsed } from "./cpu.ts";
+import { type CpuMeter, type CpuTime, cpuUsed } from "./cpu.ts";
 
 export interface BenchResult {
   name: string;
@@ -19,13 +19,7 @@ export interface BenchResult {
   /** A ratio measured alongside, that explains this one. */
   reference?: { what: string; ratio: number };
   /** CPU microseconds per operation, of the subject and of the baseline, when measured. */
-  cpu?: { subject: CpuPerOperation; baseline: CpuPerOperation };
-}
-
-/** CPU microseconds per operation: this process, and the database backends when observable. */
-export interface CpuPerOperation {
-  process: number;
-  database: number | null;
+  cpu?: { subject: CpuTime; baseline: CpuTime };
 }
 
 export interface CompareOptions {
@@ -72,12 +66,12 @@ export async function compareRates(
 function cpuTally() {
   let operations = 0, process = 0, database: number | null = 0;
   return {
-    add(used: { process: number; database: number | null }, count: number) {
+    add(used: CpuTime, count: number) {
       operations += count;
       process += used.process;
       database = database === null || used.database === null ? null : database + used.database;
     },
-    perOperation: (): CpuPerOperation => ({
+    perOperation: (): CpuTime => ({
       process: process / operations,
       database: database === null ? null : database / operations,
     }),

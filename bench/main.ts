@@ -4,8 +4,8 @@
  */
 import { createScratchDatabase } from "../local/scratch_database.ts";
 import { connectDatabase } from "../supabase/functions/_shared/db.ts";
-import { cpuMeter } from "./cpu.ts";
-import type { BenchResult, CpuPerOperation } from "./harness.ts";
+import { cpuMeter, type CpuTime } from "./cpu.ts";
+import type { BenchResult } from "./harness.ts";
 import { benchJwt } from "./jwt.ts";
 import { benchMe } from "./me.ts";
 import { benchWhatsappDeliveries } from "./whatsapp.ts";
@@ -49,7 +49,7 @@ for (const r of results) {
   }
 }
 
-function cpuText(cpu: CpuPerOperation): string {
+function cpuText(cpu: CpuTime): string {
   const database = cpu.database === null ? "" : `, Postgres ${cpu.database.toFixed(0)} µs`;
   return `this process ${cpu.process.toFixed(0)} µs${database}`;
 }
