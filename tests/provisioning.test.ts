@@ -1,9 +1,8 @@
 import assert from "node:assert/strict";
 import { decodeJwt } from "jose";
-import type { Sql } from "../supabase/functions/_shared/db.ts";
 import type { ProviderIdentity } from "../supabase/functions/_shared/person.ts";
 import { signIn, type SignInResult } from "../supabase/functions/_shared/sessions.ts";
-import { dbTest, testSql, uniqueEmail } from "./support/db.ts";
+import { asRole, dbTest, refused, testSql, uniqueEmail } from "./support/db.ts";
 import { testDeps } from "./support/deps.ts";
 import { signInForTest } from "./support/sessions.ts";
 
@@ -227,21 +226,6 @@ dbTest("an expired invitation lets nobody in and joins no workspace", async () =
 // Custom access token hook (identity.custom_access_token_hook), as Supabase Auth calls it
 // ---------------------------------------------------------------------------------------------
 
-class Rollback extends Error {}
-
-/** Runs `fn` as `role` in a transaction that is rolled back. */
-async function asRole<T>(role: string, fn: (tx: Sql) => Promise<T>): Promise<T> {
-  let result: T;
-  await testSql().begin(async (tx) => {
-    await tx.unsafe(`set local role ${role}`);
-    result = await fn(tx as unknown as Sql);
-    throw new Rollback();
-  }).catch((error) => {
-    if (!(error instanceof Rollback)) throw error;
-  });
-  return result!;
-}
-
 /** The event Supabase Auth sends: {user_id, claims, authentication_method}. */
 function tokenHookEvent(userId: string, appMetadata: Record<string, unknown> = {}) {
   const now = Math.floor(Date.now() / 1000);
@@ -330,19 +314,12 @@ dbTest(
   async () => {
     await signInAs(identity());
     const denied = await asRole("supabase_auth_admin", async (tx) => {
-      const refused: string[] = [];
+      const denied: string[] = [];
       for (const table of ["identity.person", "identity.workspace", "identity.email_outbox"]) {
-        try {
-          await (tx as unknown as {
-            savepoint: (fn: (sp: Sql) => Promise<unknown>) => Promise<unknown>;
-          }).savepoint((sp) => sp.unsafe(`select 1 from ${table} limit 1`));
-        } catch (error) {
-          if ((error as { code?: string }).code === "42501") refused.push(table);
-          else throw error;
-        }
+        if (await refused(tx, `select 1 from ${table} limit 1`)) denied.push(table);
       }
       const [{ count }] = await tx`select count(*)::int as count from identity.membership`;
-      return { refused, count };
+      return { refused: denied, count };
     });
     assert.deepEqual(denied.refused, [
       "identity.person",

@@ -1,42 +1,8 @@
 import assert from "node:assert/strict";
 import { decodeJwt } from "jose";
-import type { Sql } from "../supabase/functions/_shared/db.ts";
-import { dbTest, testSql } from "./support/db.ts";
+import { asRole, dbTest, refused, testSql } from "./support/db.ts";
 import { testDeps } from "./support/deps.ts";
 import { signInForTest } from "./support/sessions.ts";
-
-/** Runs `fn` as PostgREST would for a request carrying `claims`, then rolls back. */
-async function asRole<T>(
-  role: "authenticated" | "anon",
-  claims: Record<string, unknown>,
-  fn: (tx: Sql) => Promise<T>,
-): Promise<T> {
-  let result: T;
-  await testSql().begin(async (tx) => {
-    await tx`select set_config('request.jwt.claims', ${JSON.stringify(claims)}, true)`;
-    await tx.unsafe(`set local role ${role}`);
-    result = await fn(tx as unknown as Sql);
-    throw new Rollback();
-  }).catch((error) => {
-    if (!(error instanceof Rollback)) throw error;
-  });
-  return result!;
-}
-class Rollback extends Error {}
-
-/** Whether `statement` fails for lack of privilege or policy, inside a savepoint. */
-async function refused(tx: Sql, statement: string): Promise<boolean> {
-  try {
-    await (tx as unknown as { savepoint: (fn: (sp: Sql) => Promise<unknown>) => Promise<unknown> })
-      .savepoint((sp) => sp.unsafe(statement));
-    return false;
-  } catch (error) {
-    const code = (error as { code?: string }).code;
-    // 42501 insufficient_privilege; RLS WITH CHECK violations share it.
-    if (code === "42501") return true;
-    throw error;
-  }
-}
 
 /** Two people, each with a workspace of their own. */
 async function twoPeopleWithWorkspaces() {
@@ -63,12 +29,12 @@ dbTest(
   "a signed-in person reads exactly their own person row, memberships and workspaces",
   async () => {
     const [ada, bob] = await twoPeopleWithWorkspaces();
-    const seen = await asRole("authenticated", ada.claims, async (tx) => ({
+    const seen = await asRole("authenticated", async (tx) => ({
       uid: (await tx`select auth.uid() as uid`)[0].uid,
       people: (await tx`select id from identity.person`).map((r) => r.id),
       workspaces: (await tx`select id from identity.workspace`).map((r) => r.id),
       memberships: (await tx`select person_id from identity.membership`).map((r) => r.person_id),
-    }));
+    }), ada.claims);
     const adasWorkspaces = await testSql()`
       select workspace_id from identity.membership where person_id = ${ada.id}`;
     assert.equal(seen.uid, ada.id);
@@ -86,7 +52,7 @@ dbTest("a signed-in person cannot insert, update or delete in any table", async 
     select schemaname || '.' || tablename as name from pg_tables
     where schemaname in ('identity', 'whatsapp') order by 1`;
   assert.ok(tables.length >= 8);
-  await asRole("authenticated", ada.claims, async (tx) => {
+  await asRole("authenticated", async (tx) => {
     for (const { name } of tables) {
       assert.ok(await refused(tx, `insert into ${name} default values`), `insert into ${name}`);
       assert.ok(await refused(tx, `delete from ${name}`), `delete from ${name}`);
@@ -103,7 +69,7 @@ dbTest("a signed-in person cannot insert, update or delete in any table", async 
         `update identity.membership set role = 'admin' where person_id = '${ada.id}'`,
       ),
     );
-  });
+  }, ada.claims);
 });
 
 dbTest("anon sees nothing", async () => {
@@ -111,11 +77,11 @@ dbTest("anon sees nothing", async () => {
   const tables = await testSql()`
     select schemaname || '.' || tablename as name from pg_tables
     where schemaname in ('identity', 'whatsapp') order by 1`;
-  await asRole("anon", { role: "anon", iss: "supabase" }, async (tx) => {
+  await asRole("anon", async (tx) => {
     for (const { name } of tables) {
       assert.ok(await refused(tx, `select * from ${name}`), `select from ${name}`);
     }
-  });
+  }, { role: "anon", iss: "supabase" });
 });
 
 dbTest("row-level security is on for every table", async () => {

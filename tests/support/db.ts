@@ -33,6 +33,43 @@ export function dbTest(
   Deno.test({ name, fn, sanitizeResources: false, sanitizeOps: false, ...options });
 }
 
+class Rollback extends Error {}
+
+/**
+ * Runs `fn` in a transaction as `role`, with `claims` set as PostgREST sets them for a request
+ * when given, then rolls the transaction back.
+ */
+export async function asRole<T>(
+  role: string,
+  fn: (tx: Sql) => Promise<T>,
+  claims?: Record<string, unknown>,
+): Promise<T> {
+  let result: T;
+  await testSql().begin(async (tx) => {
+    if (claims) await tx`select set_config('request.jwt.claims', ${JSON.stringify(claims)}, true)`;
+    await tx.unsafe(`set local role ${role}`);
+    result = await fn(tx as unknown as Sql);
+    throw new Rollback();
+  }).catch((error) => {
+    if (!(error instanceof Rollback)) throw error;
+  });
+  return result!;
+}
+
+/** Whether `statement` fails for lack of privilege or policy, inside a savepoint. */
+export async function refused(tx: Sql, statement: string): Promise<boolean> {
+  try {
+    await (tx as unknown as { savepoint: (fn: (sp: Sql) => Promise<unknown>) => Promise<unknown> })
+      .savepoint((sp) => sp.unsafe(statement));
+    return false;
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    // 42501 insufficient_privilege; RLS WITH CHECK violations share it.
+    if (code === "42501") return true;
+    throw error;
+  }
+}
+
 /** A unique email for one test, so tests never see each other's rows. */
 export function uniqueEmail(label = "person"): string {
   return `${label}.${crypto.randomUUID().slice(0, 12)}@example.test`;
