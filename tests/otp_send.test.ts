@@ -4,17 +4,13 @@
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import {
-  startStytchEmulator,
-  type StytchEmulator,
-  type StytchEmulatorOptions,
-} from "../local/emulators/stytch.ts";
+import type { StytchEmulator, StytchEmulatorOptions } from "../local/emulators/stytch.ts";
 import type { Env } from "../supabase/functions/_shared/config.ts";
 import type { StytchLogEntry } from "../supabase/functions/_shared/stytch.ts";
 import { createHandler, type OtpSendOptions } from "../supabase/functions/otp-send/handler.ts";
 import { dbTest, testSql, uniqueEmail } from "./support/db.ts";
 import { TestClock, testDeps } from "./support/deps.ts";
-import { stytchEnv } from "./support/stytch.ts";
+import { stytchEnv, stytchTestbed } from "./support/stytch.ts";
 import { call, type CallOptions, randomIp } from "./support/http.ts";
 import { signInForTest } from "./support/sessions.ts";
 
@@ -30,13 +26,10 @@ interface Setup {
 async function setup(
   options: { emulator?: StytchEmulatorOptions; env?: Env; handler?: OtpSendOptions } = {},
 ): Promise<Setup> {
-  const clock = new TestClock();
-  const stytch = await startStytchEmulator({ now: clock.now, ...options.emulator });
-  const deps = testDeps({ env: { ...stytchEnv(stytch), ...options.env }, clock });
-  const logs: StytchLogEntry[] = [];
+  const { stytch, clock, deps, logs, log } = await stytchTestbed(options);
   const handler = createHandler(deps, {
     ...options.handler,
-    stytch: { log: (entry) => logs.push(entry), ...options.handler?.stytch },
+    stytch: { log, ...options.handler?.stytch },
   });
   return { stytch, clock, handler, logs, [Symbol.asyncDispose]: () => stytch.close() };
 }

@@ -20,7 +20,7 @@ import {
 } from "../supabase/functions/otp-verify/handler.ts";
 import { dbTest, testSql, uniqueEmail } from "./support/db.ts";
 import { TestClock, testDeps, testJwtSecret, testSupabaseUrl } from "./support/deps.ts";
-import { stytchEnv } from "./support/stytch.ts";
+import { stytchEnv, stytchTestbed } from "./support/stytch.ts";
 import { call, type CallOptions, type CallResult, randomIp } from "./support/http.ts";
 import { signInForTest } from "./support/sessions.ts";
 
@@ -37,15 +37,12 @@ interface Setup {
 async function setup(
   options: { emulator?: StytchEmulatorOptions; env?: Env; handler?: OtpVerifyOptions } = {},
 ): Promise<Setup> {
-  const clock = new TestClock();
-  const stytch = await startStytchEmulator({ now: clock.now, ...options.emulator });
-  const deps = testDeps({ env: { ...stytchEnv(stytch), ...options.env }, clock });
-  const logs: StytchLogEntry[] = [];
+  const { stytch, clock, deps, logs, log } = await stytchTestbed(options);
   const verify = createHandler(deps, {
     ...options.handler,
-    stytch: { log: (entry) => logs.push(entry), ...options.handler?.stytch },
+    stytch: { log, ...options.handler?.stytch },
   });
-  const sendHandler = createSendHandler(deps, { stytch: { log: (entry) => logs.push(entry) } });
+  const sendHandler = createSendHandler(deps, { stytch: { log } });
   return { stytch, clock, verify, sendHandler, logs, [Symbol.asyncDispose]: () => stytch.close() };
 }
 
