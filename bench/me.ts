@@ -6,11 +6,8 @@
 import { startLocalServer } from "../local/server.ts";
 import { loadConfig } from "../supabase/functions/_shared/config.ts";
 import type { Sql } from "../supabase/functions/_shared/db.ts";
-import {
-  createSessionTokens,
-  signIn,
-  tokenResponse,
-} from "../supabase/functions/_shared/sessions.ts";
+import { signIn } from "../supabase/functions/_shared/session_store.ts";
+import { createSessionTokens, tokenResponse } from "../supabase/functions/_shared/tokens.ts";
 import type { CpuMeter } from "./cpu.ts";
 import { type BenchResult, compareRates, fetchOk } from "./harness.ts";
 

@@ -13,7 +13,7 @@
  */
 import postgres from "postgres";
 import type { Env } from "../supabase/functions/_shared/config.ts";
-import { maskEmail } from "../supabase/functions/_shared/http.ts";
+import { maskEmail } from "../supabase/functions/_shared/log.ts";
 import { startStytchEmulator } from "./emulators/stytch.ts";
 import { startWorkosEmulator } from "./emulators/workos.ts";
 import { migrate } from "./migrate.ts";

@@ -5,20 +5,17 @@
  * included). Functions are discovered from their folders, so a new one appears without edits here.
  * Local tooling only, never deployed.
  */
-import { SignJWT } from "jose";
+import { jwtVerify, SignJWT } from "jose";
 import { parse as parseToml } from "smol-toml";
 import type { Env } from "../supabase/functions/_shared/config.ts";
-import { loadConfig } from "../supabase/functions/_shared/config.ts";
-import type { Sql } from "../supabase/functions/_shared/db.ts";
-import { connectDatabase } from "../supabase/functions/_shared/db.ts";
-import type { Deps } from "../supabase/functions/_shared/deps.ts";
+import { connectDatabase, type Sql } from "../supabase/functions/_shared/db.ts";
+import { defaultDeps, type Deps } from "../supabase/functions/_shared/deps.ts";
 import {
   bearerToken,
   corsHeaders,
   type Handler,
   json,
 } from "../supabase/functions/_shared/http.ts";
-import { createAccessTokens } from "../supabase/functions/_shared/jwt.ts";
 
 const functionsDir = new URL("../supabase/functions/", import.meta.url);
 const configToml = new URL("../supabase/config.toml", import.meta.url);
@@ -35,6 +32,8 @@ export interface LocalServerOptions {
   now?: () => Date;
   /** Answers paths outside /functions/v1/ (the dev landing page); else 404. */
   fallback?: Handler;
+  /** Replaces parts of the functions' dependencies (tests: provider factories, a logger). */
+  deps?: Partial<Deps>;
 }
 
 export interface LocalServer {
@@ -52,18 +51,17 @@ interface LoadedFunction {
 
 /** Starts the server with every function built once from `env`. */
 export async function startLocalServer(options: LocalServerOptions): Promise<LocalServer> {
-  const config = loadConfig(options.env);
   const databaseUrl = options.env.SUPABASE_DB_URL;
   const ownSql = !options.sql && databaseUrl
     ? connectDatabase(databaseUrl, { max: options.poolSize ?? 10 })
     : undefined;
-  const deps: Deps = {
-    config,
+  const deps = defaultDeps(options.env, {
     sql: options.sql ?? ownSql ?? null,
-    now: options.now ?? (() => new Date()),
-  };
+    ...(options.now ? { now: options.now } : {}),
+    ...options.deps,
+  });
   const functions = await loadFunctions(deps);
-  const projectJwt = config.core.ok ? createAccessTokens(config.core.value) : null;
+  const jwtSecret = options.env.JWT_SECRET;
 
   async function route(req: Request, info: Deno.ServeHandlerInfo): Promise<Response> {
     const { pathname } = new URL(req.url);
@@ -74,8 +72,8 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
     // The Edge Runtime lets CORS preflight through without a JWT.
     if (fn.verifyJwt && req.method !== "OPTIONS") {
       const token = bearerToken(req);
-      const verified = token && projectJwt
-        ? (await projectJwt.verifyProjectJwt(token, deps.now())).ok
+      const verified = token && jwtSecret
+        ? await verifyProjectJwt(token, jwtSecret, deps.now())
         : false;
       if (!verified) {
         return json(
@@ -129,6 +127,23 @@ async function loadFunctions(deps: Deps): Promise<Map<string, LoadedFunction>> {
     });
   }
   return functions;
+}
+
+/**
+ * What the Edge Runtime's `verify_jwt` gate checks: any JWT of the project (anon key, service
+ * key, user tokens), HS256 with the project's secret, unexpired. Signature and expiry only.
+ */
+async function verifyProjectJwt(token: string, jwtSecret: string, now: Date): Promise<boolean> {
+  try {
+    await jwtVerify(token, new TextEncoder().encode(jwtSecret), {
+      algorithms: ["HS256"],
+      currentDate: now,
+      clockTolerance: 30,
+    });
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /**

@@ -1,13 +1,12 @@
 import assert from "node:assert/strict";
 import { loadConfig } from "../supabase/functions/_shared/config.ts";
 import { createHandler as createMeHandler } from "../supabase/functions/me/handler.ts";
-import { dbTest, testSql } from "./support/db.ts";
-import { testEnv } from "./support/deps.ts";
+import { dbTest } from "./support/db.ts";
+import { testDeps, testEnv } from "./support/deps.ts";
 import { call } from "./support/http.ts";
 
 dbTest("a missing JWT_SECRET makes me answer 503 naming the variable", async () => {
-  const env = testEnv({ JWT_SECRET: undefined });
-  const me = createMeHandler({ config: loadConfig(env), sql: testSql(), now: () => new Date() });
+  const me = createMeHandler(testDeps({ env: { JWT_SECRET: undefined } }));
   const res = await call(me, "me", { token: "anything" });
   assert.equal(res.status, 503);
   assert.equal(res.body.code, "NOT_CONFIGURED");
@@ -51,6 +50,7 @@ Deno.test("each feature is off, naming its first missing variable, until configu
     ok: false,
     variable: "STYTCH_PROJECT_ID",
     message: "STYTCH_PROJECT_ID is missing",
+    malformed: false,
   });
   assert.ok(!config.workos.ok && config.workos.variable === "WORKOS_API_KEY");
   assert.ok(!config.whatsapp.ok && config.whatsapp.variable === "WHATSAPP_VERIFY_TOKEN");

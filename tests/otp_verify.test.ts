@@ -11,16 +11,16 @@ import {
   type StytchEmulatorOptions,
 } from "../local/emulators/stytch.ts";
 import type { Env } from "../supabase/functions/_shared/config.ts";
-import { createStytchOtp, type StytchLogEntry } from "../supabase/functions/_shared/stytch.ts";
 import { createHandler as createSendHandler } from "../supabase/functions/otp-send/handler.ts";
-import {
-  createHandler,
-  maxAttemptsPerCode,
-  type OtpVerifyOptions,
-} from "../supabase/functions/otp-verify/handler.ts";
+import { createHandler } from "../supabase/functions/otp-verify/handler.ts";
+import type { StytchOtpOptions } from "../supabase/functions/_shared/stytch.ts";
 import { dbTest, testSql, uniqueEmail } from "./support/db.ts";
+
+/** Wrong codes allowed per sent code: the database's policy. */
+const [{ maxAttemptsPerCode }] = await testSql()`
+  select identity.policy('otp_attempts_per_code') as "maxAttemptsPerCode"`;
 import { TestClock, testDeps, testJwtSecret, testSupabaseUrl } from "./support/deps.ts";
-import { stytchEnv, stytchTestbed } from "./support/stytch.ts";
+import { loggedStytchOtp, stytchEnv, stytchTestbed } from "./support/stytch.ts";
 import { call, type CallOptions, type CallResult, randomIp } from "./support/http.ts";
 import { signInForTest } from "./support/sessions.ts";
 
@@ -29,20 +29,17 @@ interface Setup {
   clock: TestClock;
   verify: ReturnType<typeof createHandler>;
   sendHandler: ReturnType<typeof createSendHandler>;
-  logs: StytchLogEntry[];
+  logs: Record<string, unknown>[];
   [Symbol.asyncDispose](): Promise<void>;
 }
 
 /** A Stytch emulator, and otp-send and otp-verify pointed at it; one clock for all three. */
 async function setup(
-  options: { emulator?: StytchEmulatorOptions; env?: Env; handler?: OtpVerifyOptions } = {},
+  options: { emulator?: StytchEmulatorOptions; env?: Env; stytch?: StytchOtpOptions } = {},
 ): Promise<Setup> {
-  const { stytch, clock, deps, logs, log } = await stytchTestbed(options);
-  const verify = createHandler(deps, {
-    ...options.handler,
-    stytch: { log, ...options.handler?.stytch },
-  });
-  const sendHandler = createSendHandler(deps, { stytch: { log } });
+  const { stytch, clock, deps, logs } = await stytchTestbed(options);
+  const verify = createHandler(deps);
+  const sendHandler = createSendHandler(deps);
   return { stytch, clock, verify, sendHandler, logs, [Symbol.asyncDispose]: () => stytch.close() };
 }
 
@@ -372,9 +369,8 @@ dbTest(
     );
     try {
       const attempts = await Promise.all(projects.map(async (stytch) => {
-        const otp = createStytchOtp(
+        const { otp } = loggedStytchOtp(
           { projectId: stytch.projectId, secret: stytch.secret, apiUrl: stytch.url },
-          { log: () => {} },
         );
         const sent = await otp.sendEmailCode(email);
         assert.ok(sent.ok);
@@ -551,7 +547,7 @@ dbTest("otp-verify is 502 within the timeout when Stytch does not answer", async
   const timeoutMs = 300;
   await using s = await setup({
     emulator: { failWith: { kind: "hang" } },
-    handler: { stytch: { timeoutMs } },
+    stytch: { timeoutMs },
   });
   const methodId = `email-test-${crypto.randomUUID()}`;
   const startedAt = performance.now();

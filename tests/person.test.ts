@@ -1,19 +1,13 @@
 import assert from "node:assert/strict";
-import { type ProviderIdentity, upsertPerson } from "../supabase/functions/_shared/person.ts";
 import { dbTest, testSql, uniqueEmail } from "./support/db.ts";
+import { TestClock } from "./support/deps.ts";
+import { identity as anyIdentity, upsertPerson } from "./support/person.ts";
 
-const open = { signupMode: "open" as const, now: new Date() };
+const clock = new TestClock();
+const open = { signupMode: "open" as const, now: clock.now() };
 
-function identity(overrides: Partial<ProviderIdentity> = {}): ProviderIdentity {
-  return {
-    provider: "stytch",
-    providerUserId: `user-test-${crypto.randomUUID()}`,
-    email: uniqueEmail(),
-    emailVerified: true,
-    displayName: "Ada Lovelace",
-    ...overrides,
-  };
-}
+const identity: typeof anyIdentity = (overrides = {}) =>
+  anyIdentity({ displayName: "Ada Lovelace", ...overrides });
 
 async function personsWithEmail(email: string) {
   return await testSql()`select * from identity.person where email = ${email}`;
@@ -25,7 +19,7 @@ dbTest("20 concurrent first upserts of one email make one person", async () => {
   const results = await Promise.all(
     Array.from(
       { length: 20 },
-      () => upsertPerson(testSql(), identity({ email, providerUserId: stytchUser }), open),
+      () => upsertPerson(identity({ email, providerUserId: stytchUser }), open),
     ),
   );
   const ids = new Set(results.map((r) => r.ok ? r.person.id : r.error));
@@ -42,7 +36,6 @@ dbTest(
     const workosUser = `user_${crypto.randomUUID()}`;
     const results = await Promise.all(Array.from({ length: 20 }, (_, i) =>
       upsertPerson(
-        testSql(),
         i % 2
           ? identity({ email, providerUserId: stytchUser })
           : identity({ email, provider: "workos", providerUserId: workosUser }),
@@ -58,9 +51,8 @@ dbTest(
 
 dbTest("the email is matched case-insensitively", async () => {
   const email = uniqueEmail("Case");
-  const first = await upsertPerson(testSql(), identity({ email }), open);
+  const first = await upsertPerson(identity({ email }), open);
   const second = await upsertPerson(
-    testSql(),
     identity({
       provider: "workos",
       providerUserId: `user_${crypto.randomUUID()}`,
@@ -76,15 +68,13 @@ dbTest("the email is matched case-insensitively", async () => {
 dbTest("the provider's user id wins over the email", async () => {
   const workosUser = `user_${crypto.randomUUID()}`;
   const first = await upsertPerson(
-    testSql(),
     identity({ provider: "workos", providerUserId: workosUser }),
     open,
   );
-  const other = await upsertPerson(testSql(), identity(), open);
+  const other = await upsertPerson(identity(), open);
   assert.ok(first.ok && other.ok);
   // The same WorkOS user now reports the other person's (verified) email.
   const again = await upsertPerson(
-    testSql(),
     identity({ provider: "workos", providerUserId: workosUser, email: other.person.email }),
     open,
   );
@@ -96,11 +86,10 @@ dbTest("the provider's user id wins over the email", async () => {
 dbTest(
   "an unverified email that belongs to another person is refused and changes nothing",
   async () => {
-    const existing = await upsertPerson(testSql(), identity(), open);
+    const existing = await upsertPerson(identity(), open);
     assert.ok(existing.ok);
     const before = await testSql()`select count(*)::int as n from identity.person`;
     const result = await upsertPerson(
-      testSql(),
       identity({
         provider: "workos",
         providerUserId: `user_${crypto.randomUUID()}`,
@@ -121,7 +110,6 @@ dbTest(
 dbTest("a new person with an unverified email is created without claiming the email", async () => {
   const email = uniqueEmail("unverified");
   const result = await upsertPerson(
-    testSql(),
     identity({
       provider: "workos",
       providerUserId: `user_${crypto.randomUUID()}`,
@@ -138,17 +126,17 @@ dbTest("a new person with an unverified email is created without claiming the em
 dbTest(
   "a verified email already linked to another account of the same provider is a conflict",
   async () => {
-    const existing = await upsertPerson(testSql(), identity(), open);
+    const existing = await upsertPerson(identity(), open);
     assert.ok(existing.ok);
-    const result = await upsertPerson(testSql(), identity({ email: existing.person.email }), open);
+    const result = await upsertPerson(identity({ email: existing.person.email }), open);
     assert.deepEqual(result, { ok: false, error: "IDENTITY_CONFLICT" });
   },
 );
 
 dbTest("invite mode refuses a new person without an open invitation", async () => {
-  const invite = { signupMode: "invite" as const, now: new Date() };
+  const invite = { signupMode: "invite" as const, now: clock.now() };
   const email = uniqueEmail("uninvited");
-  assert.deepEqual(await upsertPerson(testSql(), identity({ email }), invite), {
+  assert.deepEqual(await upsertPerson(identity({ email }), invite), {
     ok: false,
     error: "SIGNUP_DISABLED",
   });
@@ -156,13 +144,13 @@ dbTest("invite mode refuses a new person without an open invitation", async () =
 
   const invited = uniqueEmail("invited");
   await testSql()`insert into identity.invitation (email) values (${invited.toUpperCase()})`;
-  const result = await upsertPerson(testSql(), identity({ email: invited }), invite);
+  const result = await upsertPerson(identity({ email: invited }), invite);
   assert.ok(result.ok && result.isNewUser);
 });
 
 dbTest("invite mode still signs in an existing person", async () => {
   const existing = identity();
-  assert.ok((await upsertPerson(testSql(), existing, open)).ok);
-  const again = await upsertPerson(testSql(), existing, { signupMode: "invite", now: new Date() });
+  assert.ok((await upsertPerson(existing, open)).ok);
+  const again = await upsertPerson(existing, { signupMode: "invite", now: clock.now() });
   assert.ok(again.ok && !again.isNewUser);
 });

@@ -1,31 +1,26 @@
 import assert from "node:assert/strict";
 import { decodeJwt } from "jose";
 import type { ProviderIdentity } from "../supabase/functions/_shared/person.ts";
-import { signIn, type SignInResult } from "../supabase/functions/_shared/sessions.ts";
+import { signIn, type SignInResult } from "../supabase/functions/_shared/session_store.ts";
 import { asRole, dbTest, refused, testSql, uniqueEmail } from "./support/db.ts";
-import { testDeps } from "./support/deps.ts";
+import { TestClock, testDeps } from "./support/deps.ts";
+import { identity as anyIdentity } from "./support/person.ts";
 import { signInForTest } from "./support/sessions.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Provisioning on the Stytch and WorkOS sign-in paths (identity.sign_in), through signIn()
 // ---------------------------------------------------------------------------------------------
 
-function identity(overrides: Partial<ProviderIdentity> = {}): ProviderIdentity {
-  return {
-    provider: "stytch",
-    providerUserId: `user-test-${crypto.randomUUID()}`,
-    email: uniqueEmail("signin"),
-    emailVerified: true,
-    displayName: null,
-    ...overrides,
-  };
-}
+const clock = new TestClock();
+
+const identity: typeof anyIdentity = (overrides = {}) =>
+  anyIdentity({ email: uniqueEmail("signin"), ...overrides });
 
 async function signInAs(
   who: ProviderIdentity,
   signupMode: "open" | "invite" = "open",
 ): Promise<SignInResult> {
-  return await signIn(testSql(), who, { signupMode, now: new Date() });
+  return await signIn(testSql(), who, { signupMode, now: clock.now() });
 }
 
 /** Everything provisioning wrote for a person. */

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { decodeJwt } from "jose";
-import { createRefreshTokens } from "../supabase/functions/_shared/sessions.ts";
+import { createRefreshTokens } from "../supabase/functions/_shared/refresh_tokens.ts";
 import { createHandler as createLogoutHandler } from "../supabase/functions/logout/handler.ts";
 import { createHandler as createMeHandler } from "../supabase/functions/me/handler.ts";
 import { createHandler as createRefreshHandler } from "../supabase/functions/refresh/handler.ts";

@@ -11,10 +11,12 @@ import {
 import {
   createStytchOtp,
   stytchBaseUrl,
-  type StytchLogEntry,
-  type StytchOtp,
   type StytchOtpOptions,
 } from "../supabase/functions/_shared/stytch.ts";
+import { type LoggedStytchOtp, loggedStytchOtp } from "./support/stytch.ts";
+
+type StytchOtp = LoggedStytchOtp;
+type StytchLogEntry = Record<string, unknown>;
 
 const EMAIL = "ada@example.com";
 
@@ -25,11 +27,10 @@ async function withStytch(
   otpOptions: StytchOtpOptions = {},
 ): Promise<void> {
   const emulator = await startStytchEmulator(emulatorOptions);
-  const logs: StytchLogEntry[] = [];
   try {
-    const otp = createStytchOtp(
+    const { otp, logs } = loggedStytchOtp(
       { projectId: emulator.projectId, secret: emulator.secret, apiUrl: emulator.url },
-      { log: (entry) => logs.push(entry), ...otpOptions },
+      otpOptions,
     );
     await fn(emulator, otp, logs);
   } finally {
@@ -146,11 +147,9 @@ Deno.test("a second send invalidates the first code", async () => {
 
 Deno.test("a wrong project secret is a provider_error, never invalid_code", async () => {
   const emulator = await startStytchEmulator();
-  const logs: StytchLogEntry[] = [];
   try {
-    const otp = createStytchOtp(
+    const { otp, logs } = loggedStytchOtp(
       { projectId: emulator.projectId, secret: "secret-test-wrong", apiUrl: emulator.url },
-      { log: (entry) => logs.push(entry) },
     );
     assert.deepEqual(await otp.sendEmailCode(EMAIL), { ok: false, reason: "provider_error" });
     assert.deepEqual(await otp.authenticateCode("email-test-x", "123456"), {
@@ -222,10 +221,8 @@ Deno.test("the wrapper recovers once Stytch answers again", async () => {
 Deno.test("an unreachable Stytch is a provider_error", async () => {
   const emulator = await startStytchEmulator();
   await emulator.close();
-  const logs: StytchLogEntry[] = [];
-  const otp = createStytchOtp(
+  const { otp, logs } = loggedStytchOtp(
     { projectId: emulator.projectId, secret: emulator.secret, apiUrl: emulator.url },
-    { log: (entry) => logs.push(entry) },
   );
   assert.deepEqual(await otp.sendEmailCode(EMAIL), { ok: false, reason: "provider_error" });
   assert.deepEqual(await otp.authenticateCode("email-test-x", "123456"), {
@@ -265,12 +262,13 @@ Deno.test("failure logs carry no code, email or secret", async () => {
     const emulator = await startStytchEmulator({ failWith: { kind } });
     secrets.push(emulator.secret);
     try {
-      const otp = createStytchOtp(
+      const { otp, logs: lines } = loggedStytchOtp(
         { projectId: emulator.projectId, secret: emulator.secret, apiUrl: emulator.url },
-        { log: (entry) => logs.push(entry), timeoutMs: 100 },
+        { timeoutMs: 100 },
       );
       await otp.sendEmailCode(EMAIL);
       await otp.authenticateCode("email-test-x", "654321");
+      logs.push(...lines);
     } finally {
       await emulator.close();
     }

@@ -6,8 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { decodeProtectedHeader, jwtVerify } from "jose";
-import { signIn } from "../supabase/functions/_shared/sessions.ts";
-import { createSessionTokens, tokenResponse } from "../supabase/functions/_shared/sessions.ts";
+import { signIn } from "../supabase/functions/_shared/session_store.ts";
+import { createSessionTokens, tokenResponse } from "../supabase/functions/_shared/tokens.ts";
 import { createHandler as createLogoutHandler } from "../supabase/functions/logout/handler.ts";
 import { startLocalServer } from "../local/server.ts";
 import { startWorkosEmulator } from "../local/emulators/workos.ts";
@@ -175,7 +175,7 @@ dbTest("logout of a WorkOS session still succeeds when WorkOS fails to revoke it
   await withWorkos(async ({ emulator, deps, signIn: workosSignIn }) => {
     const { params } = fragmentOf((await workosSignIn()).headers.get("location"));
     emulator.failWith = "error";
-    const logout = createLogoutHandler(deps, { workos: { maxRetries: 0 } });
+    const logout = createLogoutHandler(deps);
     const res = await call(logout, "logout", { method: "POST", token: params.access_token });
     assert.equal(res.status, 200);
     assert.ok(new URL(res.body.logout_url).searchParams.get("session_id"));
@@ -195,19 +195,19 @@ dbTest("logout of a WorkOS session answers within the WorkOS bound when WorkOS h
   await withWorkos(async ({ emulator, deps, signIn: workosSignIn }) => {
     const { params } = fragmentOf((await workosSignIn()).headers.get("location"));
     emulator.failWith = "hang";
-    const logout = createLogoutHandler(deps, { workos: { maxRetries: 0, timeoutMs: 300 } });
+    const logout = createLogoutHandler(deps);
     const started = Date.now();
     const res = await call(logout, "logout", { method: "POST", token: params.access_token });
     assert.ok(Date.now() - started < 2_000);
     assert.equal(res.status, 200);
     assert.ok(res.body.logout_url);
-  });
+  }, { workos: { timeoutMs: 300 } });
 });
 
 dbTest("logout of a Stytch session answers logout_url null without calling WorkOS", async () => {
   await withWorkos(async ({ emulator, deps }) => {
     const tokens = await signInForTest(deps, { provider: "stytch" });
-    const logout = createLogoutHandler(deps, { workos: { maxRetries: 0 } });
+    const logout = createLogoutHandler(deps);
     const res = await call(logout, "logout", { method: "POST", token: tokens.access_token });
     assert.equal(res.status, 200);
     assert.deepEqual(res.body, { logout_url: null });
@@ -245,7 +245,7 @@ dbTest(
 dbTest("logout answers 401 SESSION_REVOKED the second time", async () => {
   await withWorkos(async ({ emulator, deps, signIn: workosSignIn }) => {
     const { params } = fragmentOf((await workosSignIn()).headers.get("location"));
-    const logout = createLogoutHandler(deps, { workos: { maxRetries: 0 } });
+    const logout = createLogoutHandler(deps);
     assert.equal(
       (await call(logout, "logout", { method: "POST", token: params.access_token })).status,
       200,

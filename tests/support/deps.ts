@@ -1,6 +1,15 @@
-/** Handler dependencies for tests: explicit config, the test database, an injectable clock. */
+/**
+ * Handler dependencies for tests: explicit config, the test database, an injectable clock, a
+ * logger whose lines are kept for assertions, and provider clients that never retry.
+ */
 import { type Config, type Env, loadConfig } from "../../supabase/functions/_shared/config.ts";
 import type { Deps } from "../../supabase/functions/_shared/deps.ts";
+import { createLogger, type Logger } from "../../supabase/functions/_shared/log.ts";
+import { createStytchOtp, type StytchOtpOptions } from "../../supabase/functions/_shared/stytch.ts";
+import {
+  createWorkosAuth,
+  type WorkosAuthOptions,
+} from "../../supabase/functions/_shared/workos.ts";
 import { testDatabaseUrl, testSql } from "./db.ts";
 
 export const testJwtSecret = "test-jwt-secret-with-at-least-32-characters!!";
@@ -29,9 +38,37 @@ export function testConfig(overrides: Env = {}): Config {
   return loadConfig(testEnv(overrides));
 }
 
-export function testDeps(
-  options: { env?: Env; clock?: TestClock } = {},
-): Deps & { clock: TestClock } {
+/** A logger at `info` whose lines are parsed and kept, in order, in `lines`. */
+export function capturedLog(): { log: Logger; lines: Record<string, unknown>[] } {
+  const lines: Record<string, unknown>[] = [];
+  return { log: createLogger({ write: (line) => lines.push(JSON.parse(line)) }), lines };
+}
+
+export interface TestDepsOptions {
+  env?: Env;
+  clock?: TestClock;
+  /** WorkOS client tuning; tests never retry (`maxRetries: 0`) unless they say so. */
+  workos?: WorkosAuthOptions;
+  stytch?: StytchOtpOptions;
+}
+
+export type TestDeps = Deps & {
+  clock: TestClock;
+  /** Every line the functions logged, parsed. */
+  logs: Record<string, unknown>[];
+};
+
+export function testDeps(options: TestDepsOptions = {}): TestDeps {
   const clock = options.clock ?? new TestClock();
-  return { config: testConfig(options.env), sql: testSql(), now: clock.now, clock };
+  const { log, lines } = capturedLog();
+  return {
+    config: testConfig(options.env),
+    sql: testSql(),
+    now: clock.now,
+    log,
+    workos: (config) => createWorkosAuth(config, { maxRetries: 0, ...options.workos }),
+    stytch: (config) => createStytchOtp(config, options.stytch),
+    clock,
+    logs: lines,
+  };
 }

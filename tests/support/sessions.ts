@@ -1,11 +1,11 @@
 /** Signing a person in without a provider, for tests of what comes after sign-in. */
 import type { Deps } from "../../supabase/functions/_shared/deps.ts";
+import { signIn } from "../../supabase/functions/_shared/session_store.ts";
 import {
   createSessionTokens,
-  signIn,
   type TokenResponse,
   tokenResponse,
-} from "../../supabase/functions/_shared/sessions.ts";
+} from "../../supabase/functions/_shared/tokens.ts";
 import { uniqueEmail } from "./db.ts";
 
 /** Signs a new (or the given) person in as a provider would, and returns the token response. */

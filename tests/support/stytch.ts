@@ -1,13 +1,18 @@
 /** Pointing the Stytch settings at a local emulator. */
-import type { Deps } from "../../supabase/functions/_shared/deps.ts";
 import type { Env } from "../../supabase/functions/_shared/config.ts";
-import type { StytchLogEntry } from "../../supabase/functions/_shared/stytch.ts";
+import type { StytchConfig } from "../../supabase/functions/_shared/config.ts";
+import {
+  createStytchOtp,
+  type StytchOtp,
+  type StytchOtpOptions,
+} from "../../supabase/functions/_shared/stytch.ts";
 import {
   startStytchEmulator,
   type StytchEmulator,
   type StytchEmulatorOptions,
 } from "../../local/emulators/stytch.ts";
-import { TestClock, testDeps } from "./deps.ts";
+import { createLogger } from "../../supabase/functions/_shared/log.ts";
+import { capturedLog, TestClock, type TestDeps, testDeps } from "./deps.ts";
 
 /** STYTCH_* variables for a running emulator. */
 export function stytchEnv(stytch: StytchEmulator): Env {
@@ -22,19 +27,48 @@ export interface StytchTestbed {
   stytch: StytchEmulator;
   clock: TestClock;
   /** Test deps whose STYTCH_* settings point at the emulator. */
-  deps: Deps;
-  /** What the Stytch client logged, in order; `log` appends to it. */
-  logs: StytchLogEntry[];
-  log(entry: StytchLogEntry): void;
+  deps: TestDeps;
+  /** The Stytch failures the functions logged, in order (`stytch_call_failed` lines). */
+  logs: Record<string, unknown>[];
 }
 
 /** A Stytch emulator and the test deps pointed at it, sharing one test clock. */
 export async function stytchTestbed(
-  options: { emulator?: StytchEmulatorOptions; env?: Env } = {},
+  options: { emulator?: StytchEmulatorOptions; env?: Env; stytch?: StytchOtpOptions } = {},
 ): Promise<StytchTestbed> {
   const clock = new TestClock();
   const stytch = await startStytchEmulator({ now: clock.now, ...options.emulator });
-  const deps = testDeps({ env: { ...stytchEnv(stytch), ...options.env }, clock });
-  const logs: StytchLogEntry[] = [];
-  return { stytch, clock, deps, logs, log: (entry) => logs.push(entry) };
+  const env = { ...stytchEnv(stytch), ...options.env };
+  const deps = testDeps({ env, clock, stytch: options.stytch });
+  const logs: Record<string, unknown>[] = [];
+  deps.log = createLogger({
+    write(line) {
+      const entry = JSON.parse(line);
+      deps.logs.push(entry);
+      if (entry.event === "stytch_call_failed") logs.push(entry);
+    },
+  });
+  return { stytch, clock, deps, logs };
+}
+
+/** The Stytch operations with a logger bound, as a test calls them. */
+export interface LoggedStytchOtp {
+  sendEmailCode(email: string): ReturnType<StytchOtp["sendEmailCode"]>;
+  authenticateCode(methodId: string, code: string): ReturnType<StytchOtp["authenticateCode"]>;
+}
+
+/** A Stytch client whose failure logs are kept in `logs`, parsed. */
+export function loggedStytchOtp(
+  config: StytchConfig,
+  options: StytchOtpOptions = {},
+): { otp: LoggedStytchOtp; logs: Record<string, unknown>[] } {
+  const client = createStytchOtp(config, options);
+  const { log, lines } = capturedLog();
+  return {
+    otp: {
+      sendEmailCode: (email) => client.sendEmailCode(email, log),
+      authenticateCode: (methodId, code) => client.authenticateCode(methodId, code, log),
+    },
+    logs: lines,
+  };
 }

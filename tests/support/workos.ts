@@ -61,10 +61,13 @@ export async function withWorkos(
 ): Promise<void> {
   const emulator = await startWorkosEmulator();
   try {
-    const deps = testDeps({ env: workosEnv(emulator, options.env), clock: options.clock });
-    const handlerOptions = { workos: { maxRetries: 0, ...options.workos } };
-    const login = createLoginHandler(deps, handlerOptions);
-    const callback = createCallbackHandler(deps, handlerOptions);
+    const deps = testDeps({
+      env: workosEnv(emulator, options.env),
+      clock: options.clock,
+      workos: options.workos,
+    });
+    const login = createLoginHandler(deps);
+    const callback = createCallbackHandler(deps);
 
     const authorizeUrl = async (returnTo?: string) => {
       const query = returnTo === undefined

@@ -6,13 +6,14 @@
  * code can be deployed before a feature is turned on (SPEC §3).
  */
 import { z } from "zod";
+import type { LogLevel } from "./log.ts";
 
 export type Env = Record<string, string | undefined>;
 
 /** A feature's settings, or why it is off (naming the variable, never the value). */
 export type Feature<T> =
   | { ok: true; value: T }
-  | { ok: false; variable: string; message: string };
+  | { ok: false; variable: string; message: string; malformed: boolean };
 
 const minSecretLength = 32;
 
@@ -36,6 +37,10 @@ const coreSchema = z.object({
   JWT_SECRET: secret,
   ACCESS_TOKEN_TTL_SECONDS: positiveInt.default(3600),
   SIGNUP_MODE: z.enum(["open", "invite"], { error: "must be open or invite" }).default("open"),
+});
+
+const databaseSchema = z.object({
+  SUPABASE_DB_URL: z.string().regex(/^postgres(ql)?:\/\//, "must be a postgres:// URL"),
 });
 
 const stytchSchema = z.object({
@@ -104,16 +109,24 @@ export interface SignupWebhookConfig {
 }
 
 export interface Config {
+  /** LOG_LEVEL: info (default), warn, error or silent; an unknown value reads as info. */
+  logLevel: LogLevel;
   core: Feature<CoreConfig>;
+  /** SUPABASE_DB_URL alone: what the webhooks need, which work without the JWT settings. */
+  database: Feature<{ url: string }>;
   stytch: Feature<StytchConfig>;
   workos: Feature<WorkosConfig>;
   whatsapp: Feature<WhatsappConfig>;
   signupWebhook: Feature<SignupWebhookConfig>;
 }
 
+const logLevels: readonly LogLevel[] = ["info", "warn", "error", "silent"];
+
 /** Parses every feature's settings from `env` (a plain record: tests pass their own). */
 export function loadConfig(env: Env): Config {
+  const logLevel = logLevels.find((level) => level === env.LOG_LEVEL?.trim()) ?? "info";
   return {
+    logLevel,
     core: feature(coreSchema, env, (v) => ({
       supabaseUrl: v.SUPABASE_URL.replace(/\/+$/, ""),
       issuer: `${v.SUPABASE_URL.replace(/\/+$/, "")}/auth/v1`,
@@ -122,6 +135,7 @@ export function loadConfig(env: Env): Config {
       accessTokenTtlSeconds: v.ACCESS_TOKEN_TTL_SECONDS,
       signupMode: v.SIGNUP_MODE,
     })),
+    database: feature(databaseSchema, env, (v) => ({ url: v.SUPABASE_DB_URL })),
     stytch: feature(stytchSchema, env, (v) => ({
       projectId: v.STYTCH_PROJECT_ID,
       secret: v.STYTCH_SECRET,
@@ -159,9 +173,16 @@ function feature<S extends z.ZodObject, T>(
   if (parsed.success) return { ok: true, value: build(parsed.data) };
   const issue = parsed.error.issues[0];
   const variable = String(issue.path[0] ?? names[0]);
-  let message = `${variable} is malformed: ${issue.message}`;
   if (input[variable] === undefined) {
-    message = issue.code === "custom" ? `${variable} ${issue.message}` : `${variable} is missing`;
+    const message = issue.code === "custom"
+      ? `${variable} ${issue.message}`
+      : `${variable} is missing`;
+    return { ok: false, variable, message, malformed: false };
   }
-  return { ok: false, variable, message };
+  return {
+    ok: false,
+    variable,
+    message: `${variable} is malformed: ${issue.message}`,
+    malformed: true,
+  };
 }

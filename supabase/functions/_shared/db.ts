@@ -1,7 +1,8 @@
 /**
  * The database client: postgres.js on SUPABASE_DB_URL, the service connection that owns the
  * tables (row-level security protects them from `anon` and `authenticated`, not from it), and
- * `callFunction`, the one way handlers talk to it: one SQL function call, one round trip.
+ * `callFunction`, the one way the SQL seam modules talk to it: one SQL function call, one round
+ * trip.
  */
 import postgres from "postgres";
 
@@ -26,10 +27,13 @@ export function connectDatabase(url: string, options: { max?: number } = {}): Sq
 export type SqlArgument = string | number | boolean | Date | null | undefined | object;
 
 const functionName = /^[a-z_]+\.[a-z_]+$/;
+const parameterName = /^p_[a-z_]+$/;
 const defaultTag = "$arg$";
 
 /**
- * Calls `schema.function(args…)` and returns its (jsonb) result, in exactly one round trip.
+ * Calls `schema.function(p_name => value, …)` and returns its result, in exactly one round trip.
+ * Arguments go by name (Postgres named notation), so two swapped arguments of the same type fail
+ * instead of passing silently.
  *
  * Why not a parameterised query: with prepared statements off (required by the transaction
  * pooler), postgres.js sends every query that has parameters in two round trips, first asking the
@@ -37,17 +41,30 @@ const defaultTag = "$arg$";
  * with a tag that does not occur in any argument: the server reads everything between the tags
  * as a plain string, never as SQL, whatever the string contains. The server casts each literal to
  * the declared parameter type (uuid, timestamptz, jsonb…).
+ *
+ * @example
+ * await callFunction<boolean>(sql, "identity.otp_code_sent", { p_method_id: id, p_now: now });
  */
-export async function callFunction<T>(sql: Sql, name: string, ...args: SqlArgument[]): Promise<T> {
+export async function callFunction<T>(
+  sql: Sql,
+  name: string,
+  args: Record<string, SqlArgument>,
+): Promise<T> {
   if (!functionName.test(name)) throw new TypeError(`Not a function name: ${name}`);
-  const texts = args.map(argumentText);
+  const names = Object.keys(args);
+  const bad = names.find((key) => !parameterName.test(key));
+  if (bad !== undefined) throw new TypeError(`Not a parameter name: ${bad}`);
+  const values = Object.values(args);
+  const texts = values.map(argumentText);
   // The first occurrence of the tag must be the closing one; when an argument contains it (by
   // chance or on purpose), a random tag is drawn until none does.
   let tag = defaultTag;
   while (texts.some((text) => text !== null && (text + tag).indexOf(tag) !== text.length)) {
     tag = `$a${crypto.getRandomValues(new Uint32Array(2)).join("x")}$`;
   }
-  const list = texts.map((text, i) => text === null ? literal(args[i]) : `${tag}${text}${tag}`);
+  const list = texts.map((text, i) =>
+    `${names[i]} => ${text === null ? literal(values[i]) : `${tag}${text}${tag}`}`
+  );
   const [row] = await sql.unsafe(`select ${name}(${list.join(", ")}) as result`);
   return row.result as T;
 }

@@ -1,72 +1,53 @@
 /**
- * What a handler depends on, passed in rather than patched: configuration, the database and the
- * clock. Each function's index.ts builds the production default once per process; tests and the
- * local server pass their own.
+ * What a handler depends on, passed in rather than patched: configuration, the database, the
+ * clock, the logger and the provider clients' factories. Each function's index.ts builds the
+ * production default once per process; tests and the local server pass their own.
  */
-import { type Config, type CoreConfig, type Feature, loadConfig } from "./config.ts";
+import {
+  type Config,
+  type Env,
+  loadConfig,
+  type StytchConfig,
+  type WorkosConfig,
+} from "./config.ts";
 import { connectDatabase, type Sql } from "./db.ts";
-import { type ErrorCode, HttpError } from "./http.ts";
-import { createSessionTokens, type SessionTokens } from "./sessions.ts";
+import { createLogger, type Logger } from "./log.ts";
+import type { StytchOtp } from "./stytch.ts";
+import type { WorkosAuth } from "./workos.ts";
 
 export interface Deps {
   config: Config;
-  /** The service connection; null when the core configuration is missing. */
+  /** The service connection; null when SUPABASE_DB_URL is missing or malformed. */
   sql: Sql | null;
   now: () => Date;
+  /** The process logger; each request logs through a child carrying its request id. */
+  log: Logger;
+  /** Builds the WorkOS client; called once per process, by the first request that needs it. */
+  workos: (config: WorkosConfig) => WorkosAuth | Promise<WorkosAuth>;
+  /** Builds the Stytch client; called once per process, by the first request that needs it. */
+  stytch: (config: StytchConfig) => StytchOtp | Promise<StytchOtp>;
 }
 
-/** Built from the process environment; one database pool per process. */
-export function defaultDeps(): Deps {
-  const env = Deno.env.toObject();
+/** WorkOS's share of the 10 s within which workos-callback answers; the rest is for the database. */
+const workosTimeoutMs = 9_000; // 9 s
+
+/**
+ * Built from the process environment (or `env`); one database pool per process unless `overrides`
+ * brings one. The provider SDKs are imported by their factories, so a function loads one only
+ * when a request needs it.
+ */
+export function defaultDeps(env: Env = Deno.env.toObject(), overrides: Partial<Deps> = {}): Deps {
   const config = loadConfig(env);
-  // The pool only needs the database URL (webhooks work without the JWT settings).
-  const sql = env.SUPABASE_DB_URL ? connectDatabase(env.SUPABASE_DB_URL) : null;
-  return { config, sql, now: () => new Date() };
-}
-
-export interface Platform {
-  core: CoreConfig;
-  sql: Sql;
-  tokens: SessionTokens;
-}
-
-/**
- * The services every session function needs, built once when the handler is created. The
- * returned getter throws 503 naming the variable when the core configuration is missing.
- */
-export function platformServices(deps: Deps): () => Platform {
-  const { core } = deps.config;
-  if (!core.ok || !deps.sql) {
-    const message = core.ok ? "SUPABASE_DB_URL is missing" : core.message;
-    return () => {
-      throw new HttpError(503, "NOT_CONFIGURED", `Server is not configured: ${message}`);
-    };
-  }
-  const platform = { core: core.value, sql: deps.sql, tokens: createSessionTokens(core.value) };
-  return () => platform;
-}
-
-/**
- * What a function builds from a feature's settings (an SDK client, keys), built once when the
- * handler is created. While the feature is not configured, the getter throws 503 with the
- * feature's code and a message naming the variable, never its value (SPEC §3).
- *
- * @example
- * const whatsapp = featureServices(deps.config.whatsapp, "WHATSAPP_NOT_CONFIGURED", "WhatsApp webhook", (c) => c);
- * // in the handler: const { appSecret } = whatsapp();
- */
-export function featureServices<C, T>(
-  feature: Feature<C>,
-  code: ErrorCode,
-  featureName: string,
-  build: (config: C) => T,
-): () => T {
-  if (!feature.ok) {
-    const error = new HttpError(503, code, `${featureName} is not configured: ${feature.message}`);
-    return () => {
-      throw error;
-    };
-  }
-  const services = build(feature.value);
-  return () => services;
+  return {
+    config,
+    sql: config.database.ok && overrides.sql === undefined
+      ? connectDatabase(config.database.value.url)
+      : null,
+    now: () => new Date(),
+    log: createLogger({ level: config.logLevel }),
+    workos: async (workos) =>
+      (await import("./workos.ts")).createWorkosAuth(workos, { timeoutMs: workosTimeoutMs }),
+    stytch: async (stytch) => (await import("./stytch.ts")).createStytchOtp(stytch),
+    ...overrides,
+  };
 }

@@ -50,11 +50,6 @@ export interface AccessTokens {
   mint(subject: TokenSubject, now: Date): Promise<MintedToken>;
   /** A platform access token: HS256 with our secret, our issuer, audience `authenticated`. */
   verify(token: string, now: Date): Promise<VerifyResult>;
-  /**
-   * Any JWT of the project (anon key, service key, user tokens): what the Edge Runtime checks for
-   * functions with verify_jwt = true. Signature and expiry only.
-   */
-  verifyProjectJwt(token: string, now: Date): Promise<VerifyResult>;
 }
 
 const audience = "authenticated";
@@ -76,27 +71,18 @@ export function createAccessTokens(
     ["sign", "verify"],
   );
 
-  // Tokens already verified, per kind of check: a session's token comes back on every request (and
-  // twice per request behind the Edge gateway), so a repeat skips the HMAC and the parsing. Only
-  // tokens that passed every check are kept, keyed by their whole text; expiry is checked again on
-  // every hit; the oldest entries go first.
-  const verified = {
-    platform: new Map<string, PlatformClaims>(),
-    project: new Map<string, PlatformClaims>(),
-  };
+  // Tokens already verified: a session's token comes back on every request, so a repeat skips the
+  // HMAC and the parsing. Only tokens that passed every check are kept, keyed by their whole text;
+  // expiry is checked again on every hit; the oldest entries go first.
+  const verified = new Map<string, PlatformClaims>();
 
   /**
    * jose checks the signature (HS256 only: `alg: none` and every other algorithm are refused); the
    * claims checks are ours, the few SPEC §5 asks for.
    */
-  async function check(
-    token: string,
-    now: Date,
-    expected: { issuer?: string; audience?: string },
-  ): Promise<VerifyResult> {
+  async function check(token: string, now: Date): Promise<VerifyResult> {
     const nowSeconds = now.getTime() / 1000;
-    const cache = expected.issuer === undefined ? verified.project : verified.platform;
-    let claims = cache.get(token);
+    let claims = verified.get(token);
     if (!claims) {
       try {
         const { payload } = await compactVerify(token, await key, { algorithms: ["HS256"] });
@@ -106,17 +92,16 @@ export function createAccessTokens(
       }
       if (
         typeof claims !== "object" || claims === null || typeof claims.exp !== "number" ||
-        (expected.issuer !== undefined && claims.iss !== expected.issuer) ||
-        (expected.audience !== undefined && !hasAudience(claims.aud, expected.audience)) ||
+        claims.iss !== config.issuer || !hasAudience(claims.aud, audience) ||
         (typeof claims.nbf === "number" && claims.nbf > nowSeconds + clockToleranceSeconds)
       ) {
         return { ok: false, reason: "invalid" };
       }
-      if (cache.size >= verifiedCacheSize) cache.delete(cache.keys().next().value!);
-      cache.set(token, claims);
+      if (verified.size >= verifiedCacheSize) verified.delete(verified.keys().next().value!);
+      verified.set(token, claims);
     }
     if (claims.exp <= nowSeconds - clockToleranceSeconds) {
-      cache.delete(token);
+      verified.delete(token);
       return { ok: false, reason: "expired" };
     }
     return { ok: true, claims };
@@ -158,7 +143,7 @@ export function createAccessTokens(
     },
 
     async verify(token, now) {
-      const result = await check(token, now, { issuer: config.issuer, audience });
+      const result = await check(token, now);
       if (!result.ok) return result;
       const { sub, session_id } = result.claims;
       // Tokens we mint always carry both as UUIDs; anything else is not a platform session token.
@@ -167,8 +152,6 @@ export function createAccessTokens(
       }
       return result;
     },
-
-    verifyProjectJwt: (token, now) => check(token, now, {}),
   };
 }
 

@@ -10,9 +10,8 @@
  */
 import { Client, envs, RequestError, StytchError } from "stytch";
 import { z } from "zod";
-import type { Feature, StytchConfig } from "./config.ts";
-import { featureServices } from "./deps.ts";
-import { createLogger } from "./http.ts";
+import type { StytchConfig } from "./config.ts";
+import type { Logger } from "./log.ts";
 
 export type SendResult =
   | { ok: true; methodId: string }
@@ -23,16 +22,17 @@ export type AuthenticateResult =
   | { ok: false; reason: "invalid_code" | "rate_limited" | "provider_error" };
 
 export interface StytchOtp {
-  /** Sends a one-time code to `email`, creating the Stytch user if needed; `methodId` is Stytch's email_id. */
-  sendEmailCode(email: string): Promise<SendResult>;
+  /**
+   * Sends a one-time code to `email`, creating the Stytch user if needed; `methodId` is Stytch's
+   * email_id. A failure is logged through `log` (the request's logger).
+   */
+  sendEmailCode(email: string, log: Logger): Promise<SendResult>;
   /** Checks `code` against the live code of `methodId` (each code works once, until it expires). */
-  authenticateCode(methodId: string, code: string): Promise<AuthenticateResult>;
+  authenticateCode(methodId: string, code: string, log: Logger): Promise<AuthenticateResult>;
 }
 
-/** One line of the provider log: what failed, never with whom or with which code. */
-export interface StytchLogEntry {
-  level: "warn";
-  event: "stytch_call_failed";
+/** The fields of a `stytch_call_failed` warning: what failed, never with whom or with which code. */
+export interface StytchFailure {
   operation: "otps.email.login_or_create" | "otps.authenticate";
   reason: "rate_limited" | "provider_error";
   error_type?: string;
@@ -44,8 +44,6 @@ export interface StytchLogEntry {
 export interface StytchOtpOptions {
   /** Deadline of each Stytch call, at most (and by default) STYTCH_TIMEOUT_MS. */
   timeoutMs?: number;
-  /** Where failures are reported; defaults to one JSON object a line on stderr. */
-  log?: (entry: StytchLogEntry) => void;
 }
 
 /** Upper bound, and default, of every Stytch call. */
@@ -84,8 +82,8 @@ export function stytchBaseUrl(config: StytchConfig): string {
  *
  * @example
  * const otp = createStytchOtp({ projectId, secret });
- * const sent = await otp.sendEmailCode("ada@example.com");
- * if (sent.ok) await otp.authenticateCode(sent.methodId, "123456");
+ * const sent = await otp.sendEmailCode("ada@example.com", log);
+ * if (sent.ok) await otp.authenticateCode(sent.methodId, "123456", log);
  */
 export function createStytchOtp(config: StytchConfig, options: StytchOtpOptions = {}): StytchOtp {
   const timeoutMs = options.timeoutMs ?? STYTCH_TIMEOUT_MS;
@@ -94,7 +92,6 @@ export function createStytchOtp(config: StytchConfig, options: StytchOtpOptions 
       `Cannot create Stytch client: timeoutMs must be in (0, ${STYTCH_TIMEOUT_MS}]`,
     );
   }
-  const log = options.log ?? ((entry) => console.warn(JSON.stringify(entry)));
   // `custom_base_url` refuses http://, so a loopback URL goes through `env`. With a non-standard
   // env the SDK prints one "[Stytch] Warning: Using a custom 'env' value" line at construction.
   const client = new ClientWithDeadline(
@@ -102,13 +99,13 @@ export function createStytchOtp(config: StytchConfig, options: StytchOtpOptions 
     timeoutMs,
   );
 
-  function failure(operation: StytchLogEntry["operation"], error: unknown, startedAt: number) {
-    const entry: StytchLogEntry = {
-      level: "warn",
-      event: "stytch_call_failed",
-      operation,
-      reason: "provider_error",
-    };
+  function failure(
+    operation: StytchFailure["operation"],
+    error: unknown,
+    startedAt: number,
+    log: Logger,
+  ) {
+    const entry: StytchFailure = { operation, reason: "provider_error" };
     if (error instanceof StytchError) {
       // Only these fields: the error's message is the whole answer body.
       entry.error_type = error.error_type;
@@ -127,22 +124,25 @@ export function createStytchOtp(config: StytchConfig, options: StytchOtpOptions 
     } else {
       entry.detail = "unexpected_answer";
     }
-    log(entry);
+    log.warn("stytch_call_failed", { ...entry });
     return entry.reason;
   }
 
   return {
-    async sendEmailCode(email) {
+    async sendEmailCode(email, log) {
       const startedAt = performance.now();
       try {
         const answer = sendAnswer.parse(await client.otps.email.loginOrCreate({ email }));
         return { ok: true, methodId: answer.email_id };
       } catch (error) {
-        return { ok: false, reason: failure("otps.email.login_or_create", error, startedAt) };
+        return {
+          ok: false,
+          reason: failure("otps.email.login_or_create", error, startedAt, log),
+        };
       }
     },
 
-    async authenticateCode(methodId, code) {
+    async authenticateCode(methodId, code, log) {
       const startedAt = performance.now();
       try {
         const answer = authenticateAnswer.parse(
@@ -164,7 +164,7 @@ export function createStytchOtp(config: StytchConfig, options: StytchOtpOptions 
         if (error instanceof StytchError && INVALID_CODE_ERROR_TYPES.has(error.error_type)) {
           return { ok: false, reason: "invalid_code" };
         }
-        return { ok: false, reason: failure("otps.authenticate", error, startedAt) };
+        return { ok: false, reason: failure("otps.authenticate", error, startedAt, log) };
       }
     },
   };
@@ -184,28 +184,4 @@ class ClientWithDeadline extends Client {
       get: () => AbortSignal.timeout(timeoutMs),
     });
   }
-}
-
-/**
- * The Stytch client of a function, built once when its handler is created. The returned getter
- * throws 503 `STYTCH_NOT_CONFIGURED` naming the variable (never its value) when the Stytch
- * settings are missing or malformed, so the function can be deployed before Stytch is turned on.
- * Failures are logged through the function's JSON logger unless `options.log` is given.
- *
- * @example
- * const stytch = stytchOtpService(deps.config.stytch, "otp-send");
- * const sent = await stytch().sendEmailCode(email); // throws 503 when Stytch is off
- */
-export function stytchOtpService(
-  feature: Feature<StytchConfig>,
-  functionName: string,
-  options: StytchOtpOptions = {},
-): () => StytchOtp {
-  return featureServices(feature, "STYTCH_NOT_CONFIGURED", "Stytch sign-in", (config) => {
-    const logger = createLogger({ fn: functionName });
-    return createStytchOtp(config, {
-      log: ({ level: _level, event, ...fields }) => logger.warn(event, fields),
-      ...options,
-    });
-  });
 }

@@ -9,9 +9,7 @@
  */
 import { OauthException, WorkOS } from "@workos-inc/node";
 import { createRemoteJWKSet, jwtVerify } from "jose";
-import type { Feature, WorkosConfig } from "./config.ts";
-import { featureServices } from "./deps.ts";
-import { HttpError } from "./http.ts";
+import type { WorkosConfig } from "./config.ts";
 
 /**
  * The WorkOS settings this client uses (parsed from the environment by config.ts, SPEC §3):
@@ -22,34 +20,6 @@ export type WorkosClientConfig = Pick<
   WorkosConfig,
   "apiKey" | "clientId" | "redirectUri" | "apiUrl"
 >;
-
-/**
- * The 503 of a WorkOS function whose configuration is missing or malformed; `message` names the
- * variable and never its value (SPEC §3).
- */
-export function workosNotConfigured(message: string): HttpError {
-  return new HttpError(
-    503,
-    "WORKOS_NOT_CONFIGURED",
-    `WorkOS sign-in is not configured: ${message}`,
-  );
-}
-
-/**
- * What a WorkOS function builds from its configuration, built once when the handler is created.
- * The returned getter throws 503 WORKOS_NOT_CONFIGURED naming the variable when WorkOS is not set
- * up, so the function can be deployed before the feature is turned on.
- *
- * @example
- * const workos = workosServices(deps.config.workos, (config) => createWorkosAuth(config));
- * // in the handler: const auth = workos();
- */
-export function workosServices<T>(
-  feature: Feature<WorkosConfig>,
-  build: (config: WorkosConfig) => T,
-): () => T {
-  return featureServices(feature, "WORKOS_NOT_CONFIGURED", "WorkOS sign-in", build);
-}
 
 /** What a code exchange yields. */
 export type WorkosExchangeResult =

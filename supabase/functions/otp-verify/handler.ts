@@ -1,9 +1,9 @@
 /**
- * otp-verify — `POST { method_id, code }` from a sign-in page or a mobile app, with the project's
- * anon key (verify_jwt = true). Checks the emailed code with Stytch; on success the person is
- * found or created (keyed on the Stytch user id, else the Stytch-verified email, so someone who
- * first came through WorkOS stays the same person) and a platform session opened, in one SQL round
- * trip. Answers 200 with the token response, `person` and `is_new_user`.
+ * otp-verify — `POST { method_id, code }` from a sign-in page or a mobile app (mode `anon-key`).
+ * Checks the emailed code with Stytch; on success the person is found or created (keyed on the
+ * Stytch user id, else the Stytch-verified email, so someone who first came through WorkOS stays
+ * the same person) and a platform session opened, in one SQL round trip. Answers 200 with the
+ * token response, `person` and `is_new_user`.
  *
  * A wrong, expired or used code is 401 `INVALID_CODE`. Each method_id gets 5 attempts per code it
  * was sent, counted in Postgres before Stytch is called; past them every attempt, the right code
@@ -11,23 +11,15 @@
  * Stytch failing is 502 `PROVIDER_ERROR` (429 when Stytch rate-limits) and writes nothing.
  */
 import { z } from "zod";
-import { callFunction } from "../_shared/db.ts";
-import { type Deps, platformServices } from "../_shared/deps.ts";
-import { defineHandler, type Handler, HttpError, json, readJson } from "../_shared/http.ts";
+import type { Deps } from "../_shared/deps.ts";
+import { type Handler, HttpError, json } from "../_shared/http.ts";
+import { otpVerifyAttempt, otpVerifyRelease } from "../_shared/otp_limits.ts";
 import type { IdentityError } from "../_shared/person.ts";
-import { signIn, tokenResponse } from "../_shared/sessions.ts";
-import { type StytchOtpOptions, stytchOtpService } from "../_shared/stytch.ts";
-
-/** What tests may tune; production uses the defaults. */
-export interface OtpVerifyOptions {
-  /** Stytch client options, e.g. a short `timeoutMs` (at most and by default 10 s). */
-  stytch?: StytchOtpOptions;
-}
-
-/** Codes checked against one sent code of a method_id: 5 in a million guesses at most. */
-export const maxAttemptsPerCode = 5;
-/** What a client is told to wait when Stytch itself rate-limits us (it does not say how long). */
-const providerRetryAfterSeconds = 60;
+import { defineHandler } from "../_shared/pipeline.ts";
+import { signIn } from "../_shared/session_store.ts";
+import { stytchFailure } from "../_shared/stytch_failure.ts";
+import { tokenResponse } from "../_shared/tokens.ts";
+import { readJson } from "../_shared/validate.ts";
 
 const verifyBody = z.object({
   method_id: z.string().regex(/^[A-Za-z0-9_-]{1,128}$/, "must be the method_id otp-send answered"),
@@ -50,71 +42,51 @@ const identityErrors: Record<IdentityError, () => HttpError> = {
     new HttpError(403, "EMAIL_NOT_VERIFIED", "The email address has not been verified"),
 };
 
-/** Builds otp-verify once per process: the Stytch client, token keys and the database. */
-export function createHandler(deps: Deps, options: OtpVerifyOptions = {}): Handler {
-  const platform = platformServices(deps);
-  const stytch = stytchOtpService(deps.config.stytch, "otp-verify", options.stytch);
-  return defineHandler(
-    { name: "otp-verify", methods: ["POST"], cors: true },
-    async (req, { log }) => {
-      const otp = stytch();
-      const { core, sql, tokens } = platform();
-      const now = deps.now();
-      const { method_id, code } = await readJson(req, verifyBody);
+export function createHandler(deps: Deps): Handler {
+  return defineHandler(deps, {
+    name: "otp-verify",
+    methods: ["POST"],
+    cors: true,
+    auth: "anon-key",
+    requires: ["core", "stytch"],
+  }, async (req, { core, stytch, now, log }) => {
+    const { method_id, code } = await readJson(req, verifyBody);
 
-      const allowed = await callFunction<boolean>(
-        sql,
-        "identity.otp_verify_attempt",
-        method_id,
-        maxAttemptsPerCode,
-        now,
+    if (!await otpVerifyAttempt(core.sql, method_id, now)) {
+      throw new HttpError(
+        429,
+        "TOO_MANY_ATTEMPTS",
+        "Too many wrong codes for this sign-in; request a new code",
       );
-      if (!allowed) {
-        throw new HttpError(
-          429,
-          "TOO_MANY_ATTEMPTS",
-          "Too many wrong codes for this sign-in; request a new code",
-        );
-      }
+    }
 
-      const checked = await otp.authenticateCode(method_id, code);
-      if (!checked.ok) {
-        if (checked.reason === "invalid_code") {
-          // The attempt stays counted: this is the failure the limit is about.
-          throw new HttpError(401, "INVALID_CODE", "The code is wrong or has expired");
-        }
-        // Stytch did not judge the code, so the attempt is given back.
-        await callFunction(sql, "identity.otp_verify_release", method_id, now);
-        if (checked.reason === "rate_limited") {
-          throw new HttpError(
-            429,
-            "RATE_LIMITED",
-            "The sign-in provider is busy; try again later",
-            {
-              "retry-after": String(providerRetryAfterSeconds),
-            },
-          );
-        }
-        throw new HttpError(502, "PROVIDER_ERROR", "Could not check the code; try again later");
+    const checked = await stytch.authenticateCode(method_id, code, log);
+    if (!checked.ok) {
+      // A wrong code stays counted: this is the failure the limit is about.
+      if (checked.reason === "invalid_code") {
+        throw new HttpError(401, "INVALID_CODE", "The code is wrong or has expired");
       }
+      // Stytch did not judge the code, so the attempt is given back.
+      await otpVerifyRelease(core.sql, method_id, now);
+      throw stytchFailure(checked.reason);
+    }
 
-      // A Stytch code proves control of the address it was sent to, hence emailVerified: true.
-      const result = await signIn(sql, {
-        provider: "stytch",
-        providerUserId: checked.userId,
-        email: checked.email,
-        emailVerified: true,
-        displayName: null,
-      }, { signupMode: core.signupMode, now });
-      if (!result.ok) {
-        log.info("otp sign-in refused", { reason: result.error });
-        throw identityErrors[result.error]();
-      }
-      return json(
-        { ...await tokenResponse(tokens, result, now), is_new_user: result.is_new_user },
-        200,
-        { "cache-control": "no-store" },
-      );
-    },
-  );
+    // A Stytch code proves control of the address it was sent to, hence emailVerified: true.
+    const result = await signIn(core.sql, {
+      provider: "stytch",
+      providerUserId: checked.userId,
+      email: checked.email,
+      emailVerified: true,
+      displayName: null,
+    }, { signupMode: core.config.signupMode, now });
+    if (!result.ok) {
+      log.info("otp_sign_in_refused", { reason: result.error });
+      throw identityErrors[result.error]();
+    }
+    return json(
+      { ...await tokenResponse(core.tokens, result, now), is_new_user: result.is_new_user },
+      200,
+      { "cache-control": "no-store" },
+    );
+  });
 }

@@ -1,5 +1,5 @@
 /**
- * refresh — `POST { refresh_token }` (verify_jwt = false: the refresh token is the credential).
+ * refresh — `POST { refresh_token }` (mode `none`: the refresh token is the credential).
  * Rotates the refresh token and answers a new token response plus `person`. A token presented
  * again within 10 s of its rotation gets the same successor; later, it is REFRESH_TOKEN_REUSED and
  * the whole session is revoked.
@@ -8,9 +8,9 @@
  * the same live session (refresh before expiry), without a refresh token.
  */
 import { z } from "zod";
-import { type Deps, platformServices } from "../_shared/deps.ts";
+import { authenticateUser, sessionRevoked } from "../_shared/auth.ts";
+import type { Deps } from "../_shared/deps.ts";
 import {
-  defineHandler,
   type Handler,
   HttpError,
   json,
@@ -18,58 +18,56 @@ import {
   parseJson,
   readBody,
   requireJsonContentType,
-  validate,
 } from "../_shared/http.ts";
-import {
-  liveSession,
-  requireAccessToken,
-  rotateRefreshToken,
-  sessionRevoked,
-  tokenResponse,
-} from "../_shared/sessions.ts";
+import { defineHandler } from "../_shared/pipeline.ts";
+import { liveSession, rotateRefreshToken } from "../_shared/session_store.ts";
+import { tokenResponse } from "../_shared/tokens.ts";
+import { validate } from "../_shared/validate.ts";
 
 const refreshBody = z.object({ refresh_token: z.string().min(1).max(512) });
 const noStore = { "cache-control": "no-store" };
 
 export function createHandler(deps: Deps): Handler {
-  const platform = platformServices(deps);
-  return defineHandler({ name: "refresh", methods: ["POST"], cors: true }, async (req) => {
-    const { sql, tokens } = platform();
-    const now = deps.now();
-    const body = await readBody(req, maxJsonBodyBytes);
+  return defineHandler(
+    deps,
+    { name: "refresh", methods: ["POST"], cors: true, auth: "none", requires: ["core"] },
+    async (req, { core, now }) => {
+      const body = await readBody(req, maxJsonBodyBytes);
 
-    if (body.length === 0 && req.headers.has("authorization")) {
-      const claims = await requireAccessToken(req, tokens, now);
-      const session = await liveSession(sql, claims.session_id, claims.sub, now);
-      if (!session) throw sessionRevoked();
-      return json(
-        await tokenResponse(tokens, session, now, { withRefreshToken: false }),
-        200,
-        noStore,
-      );
-    }
-
-    requireJsonContentType(req);
-    const { refresh_token } = validate(refreshBody, parseJson(body));
-    const parts = await tokens.refresh.open(refresh_token);
-    if (!parts) throw invalidRefreshToken();
-    const result = await rotateRefreshToken(sql, parts, now);
-    switch (result.status) {
-      case "rotated":
-      case "replayed":
-        return json(await tokenResponse(tokens, result, now), 200, noStore);
-      case "reused":
-        throw new HttpError(
-          401,
-          "REFRESH_TOKEN_REUSED",
-          "Refresh token was already used; the session has been revoked",
+      if (body.length === 0 && req.headers.has("authorization")) {
+        const claims = await authenticateUser(req, core.tokens, now);
+        const session = { sessionId: claims.session_id, personId: claims.sub };
+        const live = await liveSession(core.sql, session, now);
+        if (!live) throw sessionRevoked();
+        return json(
+          await tokenResponse(core.tokens, live, now, { withRefreshToken: false }),
+          200,
+          noStore,
         );
-      case "revoked":
-        throw sessionRevoked();
-      case "unknown":
-        throw invalidRefreshToken();
-    }
-  });
+      }
+
+      requireJsonContentType(req);
+      const { refresh_token } = validate(refreshBody, parseJson(body));
+      const parts = await core.tokens.refresh.open(refresh_token);
+      if (!parts) throw invalidRefreshToken();
+      const result = await rotateRefreshToken(core.sql, parts, now);
+      switch (result.status) {
+        case "rotated":
+        case "replayed":
+          return json(await tokenResponse(core.tokens, result, now), 200, noStore);
+        case "reused":
+          throw new HttpError(
+            401,
+            "REFRESH_TOKEN_REUSED",
+            "Refresh token was already used; the session has been revoked",
+          );
+        case "revoked":
+          throw sessionRevoked();
+        case "unknown":
+          throw invalidRefreshToken();
+      }
+    },
+  );
 }
 
 function invalidRefreshToken(): HttpError {

@@ -1,5 +1,5 @@
 /**
- * whatsapp-webhook — called by Meta for the WhatsApp Cloud API (verify_jwt = false: Meta sends no
+ * whatsapp-webhook — called by Meta for the WhatsApp Cloud API (mode `none`: Meta sends no
  * JWT; it is authenticated by the verify token on GET and the app-secret signature on POST).
  *
  * - `GET ?hub.mode=subscribe&hub.verify_token=…&hub.challenge=…` (Meta's subscription check):
@@ -7,7 +7,7 @@
  * - `POST` a `whatsapp_business_account` delivery signed with `X-Hub-Signature-256`: the
  *   signature is checked over the raw bytes (3 MiB at most) before anything is parsed (401
  *   INVALID_SIGNATURE), then every message and status of every entry and change is stored in one
- *   SQL call (whatsapp.store_delivery: deduplicated on wamid, statuses monotonic), and the answer
+ *   SQL call (deduplicated on wamid, statuses monotonic), and the answer
  *   is 200 `{ received, statuses }`, the numbers of messages and statuses in the delivery.
  *
  * Meta retries anything but a 200 for days, so: nothing runs after the store that could fail it;
@@ -17,18 +17,13 @@
  * retry cannot fix but a person reading the logs can. Logs carry ids and counts, never content.
  */
 import { z } from "zod";
-import { callFunction } from "../_shared/db.ts";
-import { type Deps, featureServices } from "../_shared/deps.ts";
-import {
-  defineHandler,
-  type Handler,
-  HttpError,
-  json,
-  type Logger,
-  parseJson,
-  readBody,
-} from "../_shared/http.ts";
+import type { Deps } from "../_shared/deps.ts";
+import { type Handler, HttpError, json, parseJson, readBody } from "../_shared/http.ts";
+import type { Logger } from "../_shared/log.ts";
+import { defineHandler } from "../_shared/pipeline.ts";
 import { secretsEqual, verifyMetaSignature } from "../_shared/signatures.ts";
+import { validate } from "../_shared/validate.ts";
+import { type MessageRow, type StatusRow, storeDelivery } from "../_shared/whatsapp_store.ts";
 
 /** The WhatsApp body limit (SPEC §4); more is 413 without being read whole. */
 export const maxDeliveryBytes = 3 * 1024 * 1024; // 3 MiB
@@ -85,86 +80,35 @@ const deliverySchema = z.looseObject({
 
 type MessagesValue = z.output<typeof messagesValueSchema>;
 
-/** A row for whatsapp.store_delivery's p_messages. */
-interface MessageRow {
-  wamid: string;
-  phone_number_id: string | null;
-  wa_id: string | null;
-  profile_name: string | null;
-  type: string | null;
-  text_body: string | null;
-  sent_at: number | null;
-  errors: unknown[] | null;
-  raw: unknown;
-}
-
-/** A row for whatsapp.store_delivery's p_statuses. */
-interface StatusRow {
-  wamid: string;
-  status: string;
-  status_at: number | null;
-  recipient_id: string | null;
-  phone_number_id: string | null;
-  errors: unknown[] | null;
-}
-
-interface StoreResult {
-  messages: number;
-  messages_stored: number;
-  statuses: number;
-  statuses_applied: number;
-  statuses_ignored: number;
-  outbound_created: number;
-}
-
 export function createHandler(deps: Deps): Handler {
-  const whatsapp = featureServices(
-    deps.config.whatsapp,
-    "WHATSAPP_NOT_CONFIGURED",
-    "WhatsApp webhook",
-    (config) => config,
-  );
-  return defineHandler(
-    { name: "whatsapp-webhook", methods: ["GET", "POST"] },
-    async (req, { log }) => {
-      const { verifyToken, appSecret } = whatsapp();
-      if (req.method === "GET") return await verifySubscription(req, verifyToken);
+  return defineHandler(deps, {
+    name: "whatsapp-webhook",
+    methods: ["GET", "POST"],
+    auth: "none",
+    requires: ["whatsapp", "database"],
+  }, async (req, { whatsapp, database, log, now }) => {
+    if (req.method === "GET") return await verifySubscription(req, whatsapp.verifyToken);
 
-      const sql = deps.sql;
-      if (!sql) {
-        const core = deps.config.core;
-        const reason = core.ok ? "SUPABASE_DB_URL is missing" : core.message;
-        throw new HttpError(503, "NOT_CONFIGURED", `Server is not configured: ${reason}`);
-      }
+    const body = await readBody(req, maxDeliveryBytes);
+    // Authenticate the exact bytes Meta signed before parsing anything: a parser never sees
+    // input from someone without the app secret.
+    const signature = req.headers.get("x-hub-signature-256");
+    if (!await verifyMetaSignature(body, signature, whatsapp.appSecret)) {
+      throw new HttpError(401, "INVALID_SIGNATURE", "X-Hub-Signature-256 is missing or invalid");
+    }
 
-      const body = await readBody(req, maxDeliveryBytes);
-      // Authenticate the exact bytes Meta signed before parsing anything: a parser never sees
-      // input from someone without the app secret.
-      const signature = req.headers.get("x-hub-signature-256");
-      if (!await verifyMetaSignature(body, signature, appSecret)) {
-        throw new HttpError(401, "INVALID_SIGNATURE", "X-Hub-Signature-256 is missing or invalid");
-      }
-
-      const delivery = readDelivery(parseJson(body), log);
-      if (delivery.messages.length === 0 && delivery.statuses.length === 0) {
-        return json({ received: 0, statuses: 0 });
-      }
-      const now = deps.now();
-      const stored = await callFunction<StoreResult>(
-        sql,
-        "whatsapp.store_delivery",
-        delivery.messages,
-        delivery.statuses,
-        now,
-      );
-      // Stored: from here on nothing may turn this into a non-200, or Meta would retry it.
-      log.info("whatsapp delivery stored", {
-        ...stored,
-        wamids: delivery.wamids.slice(0, maxLoggedWamids),
-      });
-      return json({ received: delivery.messages.length, statuses: delivery.statuses.length });
-    },
-  );
+    const delivery = readDelivery(parseJson(body), log);
+    if (delivery.messages.length === 0 && delivery.statuses.length === 0) {
+      return json({ received: 0, statuses: 0 });
+    }
+    const stored = await storeDelivery(database, delivery, now);
+    // Stored: from here on nothing may turn this into a non-200, or Meta would retry it.
+    log.info("whatsapp_delivery_stored", {
+      ...stored,
+      wamids: delivery.wamids.slice(0, maxLoggedWamids),
+    });
+    return json({ received: delivery.messages.length, statuses: delivery.statuses.length });
+  });
 }
 
 /** Meta's subscription check: echo the challenge only for the right mode and token. */
@@ -207,15 +151,17 @@ function readDelivery(payload: unknown, log: Logger): Delivery {
     throw new HttpError(400, "VALIDATION_FAILED", "Body must be a JSON object");
   }
   if (payload.object !== "whatsapp_business_account") {
-    log.info("whatsapp delivery ignored", { reason: "not a whatsapp_business_account object" });
+    log.info("whatsapp_delivery_ignored", { object: "other" });
     return delivery;
   }
-  const { entry } = validateAt(deliverySchema, payload, "");
+  const { entry } = validate(deliverySchema, payload);
   const changeErrorCodes: unknown[] = [];
   entry.forEach((item, i) => {
     item.changes?.forEach((change, j) => {
       if (change.field !== "messages") return; // templates, account updates, calls: not stored here
-      const value = validateAt(messagesValueSchema, change.value, `entry.${i}.changes.${j}.value`);
+      const value = validate(messagesValueSchema, change.value, {
+        at: `entry.${i}.changes.${j}.value`,
+      });
       addChange(delivery, value);
       for (const error of value.errors ?? []) {
         if (isRecord(error) && typeof error.code === "number") changeErrorCodes.push(error.code);
@@ -223,7 +169,7 @@ function readDelivery(payload: unknown, log: Logger): Delivery {
     });
   });
   if (changeErrorCodes.length > 0) {
-    log.warn("whatsapp delivery carries errors", { codes: changeErrorCodes });
+    log.warn("whatsapp_delivery_errors", { codes: changeErrorCodes });
   }
   return delivery;
 }
@@ -262,20 +208,6 @@ function addChange(delivery: Delivery, value: MessagesValue): void {
     });
     delivery.wamids.push(status.id);
   }
-}
-
-/** Validates with zod; 400 naming the first invalid field, as its full path in the body. */
-function validateAt<S extends z.ZodType>(schema: S, value: unknown, at: string): z.output<S> {
-  const parsed = schema.safeParse(value);
-  if (parsed.success) return parsed.data;
-  const issue = parsed.error.issues[0];
-  const field = [at, ...issue.path.map(String)].filter(Boolean).join(".") || "body";
-  const missing = issue.code === "invalid_type" && issue.message.endsWith("undefined");
-  throw new HttpError(
-    400,
-    "VALIDATION_FAILED",
-    missing ? `${field} is required` : `${field} is invalid: ${issue.message}`,
-  );
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

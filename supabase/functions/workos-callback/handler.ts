@@ -1,6 +1,6 @@
 /**
  * workos-callback — `GET ?code=…&state=…`, where WorkOS AuthKit sends the browser back after
- * sign-in (WORKOS_REDIRECT_URI; verify_jwt = false: a browser redirect carries no JWT). Trust comes
+ * sign-in (WORKOS_REDIRECT_URI; mode `none`: a browser redirect carries no JWT). Trust comes
  * from the sealed state (ours, unaltered, unexpired, unused) and from WorkOS accepting the code with
  * the PKCE verifier the state holds.
  *
@@ -8,7 +8,7 @@
  *   trustworthy place to send the browser.
  * - With a good state: consume its nonce (one SQL call, before WorkOS is called, so a replay is
  *   INVALID_STATE and never reaches WorkOS), exchange the code (9 s bound), upsert the person and
- *   open a session (one SQL call, identity.sign_in), then 302 to
+ *   open a session (one SQL call), then 302 to
  *   `<return_to>#access_token=…&token_type=bearer&expires_in=…&expires_at=…&refresh_token=…
  *   &person_id=…`. Tokens go in the fragment, which browsers never send to a server.
  * - Any failure after a good state is 302 `<return_to>#error=<CODE>&error_description=<text>` with
@@ -20,18 +20,13 @@
  * (tokens) never reach a log.
  */
 import type { Deps } from "../_shared/deps.ts";
-import { platformServices } from "../_shared/deps.ts";
-import { callFunction, type Sql } from "../_shared/db.ts";
-import { defineHandler, type Handler, HttpError, type Logger } from "../_shared/http.ts";
+import { type Handler, HttpError } from "../_shared/http.ts";
+import { errorFields } from "../_shared/log.ts";
 import type { IdentityError } from "../_shared/person.ts";
-import { signIn, tokenResponse } from "../_shared/sessions.ts";
-import { createStateSealer, type LoginState } from "../_shared/state.ts";
-import { createWorkosAuth, type WorkosAuthOptions, workosServices } from "../_shared/workos.ts";
-
-export interface WorkosCallbackOptions {
-  /** WorkOS client tuning (tests pass `maxRetries: 0` and short timeouts). */
-  workos?: WorkosAuthOptions;
-}
+import { defineHandler } from "../_shared/pipeline.ts";
+import { signIn } from "../_shared/session_store.ts";
+import { tokenResponse } from "../_shared/tokens.ts";
+import { consumeWorkosState } from "../_shared/workos_state.ts";
 
 /** The codes a failed sign-in sends back in the fragment. */
 export type CallbackErrorCode =
@@ -54,111 +49,89 @@ const errorDescriptions: Record<CallbackErrorCode, string> = {
 
 // Redirects carry tokens (success) or a spent state's outcome: never cached, never a Referer.
 const redirectHeaders = { "cache-control": "no-store", "referrer-policy": "no-referrer" };
-const maxDisplayNameLength = 200; // identity.person.display_name's check constraint
-// WorkOS's share (code exchange and JWKS, retries included) of the 10 s within which the callback
-// answers; the rest is for the two database calls.
-const workosBudgetMs = 9_000; // 9 s
+const maxDisplayNameLength = 200; // the person's display_name check constraint
 
-export function createHandler(deps: Deps, options: WorkosCallbackOptions = {}): Handler {
-  const platform = platformServices(deps);
-  const workos = workosServices(deps.config.workos, (config) => ({
-    auth: createWorkosAuth(config, { timeoutMs: workosBudgetMs, ...options.workos }),
-    states: createStateSealer(config.cookiePassword),
-  }));
+export function createHandler(deps: Deps): Handler {
+  return defineHandler(deps, {
+    name: "workos-callback",
+    methods: ["GET"],
+    auth: "none",
+    requires: ["core", "workos"],
+  }, async (req, { core, workos, log, requestId, now }) => {
+    const params = new URL(req.url).searchParams;
 
-  return defineHandler(
-    { name: "workos-callback", methods: ["GET"] },
-    async (req, { log, requestId }) => {
-      const { auth, states } = workos();
-      const { core, sql, tokens } = platform();
-      const now = deps.now();
-      const params = new URL(req.url).searchParams;
+    const state = await workos.states.open(params.get("state") ?? "", now);
+    if (!state) {
+      log.warn("workos_state_rejected", { reason: "invalid_or_expired" });
+      throw invalidState("State is missing, malformed, forged or expired");
+    }
 
-      const state = await states.open(params.get("state") ?? "", now);
-      if (!state) {
-        log.warn("workos_state_rejected", { reason: "invalid_or_expired" });
-        throw invalidState("State is missing, malformed, forged or expired");
+    // The state is ours: from here on the browser goes back to return_to, with tokens or an error.
+    const fail = (code: CallbackErrorCode, fields: Record<string, unknown> = {}) => {
+      log.warn("workos_sign_in_failed", { reason: code, ...fields });
+      const description = code === "INTERNAL"
+        ? `${errorDescriptions.INTERNAL} (request id ${requestId})`
+        : errorDescriptions[code];
+      return redirect(state.returnTo, { error: code, error_description: description });
+    };
+
+    try {
+      if (!await consumeWorkosState(core.sql, state, now)) {
+        log.warn("workos_state_rejected", { reason: "already_used" });
+        throw invalidState("State has already been used");
       }
 
-      // The state is ours: from here on the browser goes back to return_to, with tokens or an error.
-      const fail = (code: CallbackErrorCode, fields: Record<string, unknown> = {}) => {
-        log.warn("workos_sign_in_failed", { reason: code, ...fields });
-        const description = code === "INTERNAL"
-          ? `${errorDescriptions.INTERNAL} (request id ${requestId})`
-          : errorDescriptions[code];
-        return redirect(state.returnTo, { error: code, error_description: description });
-      };
-
-      try {
-        if (!await consumeState(sql, state, now)) {
-          log.warn("workos_state_rejected", { reason: "already_used" });
-          throw invalidState("State has already been used");
-        }
-
-        const providerError = params.get("error");
-        if (providerError !== null) {
-          // WorkOS's own description is not passed on: anyone can put text in this URL.
-          return fail(providerError === "access_denied" ? "ACCESS_DENIED" : "PROVIDER_ERROR", {
-            workos_error: /^[a-z_]{1,64}$/.test(providerError) ? providerError : "other",
-          });
-        }
-        const code = params.get("code");
-        if (!code) return fail("PROVIDER_ERROR", { detail: "no_code" });
-
-        const exchange = await auth.exchangeCode(code, state.codeVerifier);
-        if (!exchange.ok) {
-          return fail(exchange.reason === "invalid_grant" ? "INVALID_CODE" : "PROVIDER_ERROR", {
-            workos_reason: exchange.reason,
-          });
-        }
-
-        const { user, sessionId } = exchange;
-        const displayName = [user.firstName, user.lastName].filter(Boolean).join(" ")
-          .slice(0, maxDisplayNameLength) || null;
-        const result = await signIn(sql, {
-          provider: "workos",
-          providerUserId: user.id,
-          email: user.email,
-          emailVerified: user.emailVerified,
-          displayName,
-        }, { workosSessionId: sessionId, signupMode: core.signupMode, now });
-        if (!result.ok) return fail(result.error, { workos_user_id: user.id });
-
-        const response = await tokenResponse(tokens, result, now);
-        log.info("workos_sign_in", {
-          person_id: result.person.id,
-          session_id: result.session_id,
-          is_new_user: result.is_new_user,
+      const providerError = params.get("error");
+      if (providerError !== null) {
+        // WorkOS's own description is not passed on: anyone can put text in this URL.
+        return fail(providerError === "access_denied" ? "ACCESS_DENIED" : "PROVIDER_ERROR", {
+          workos_error: /^[a-z_]{1,64}$/.test(providerError) ? providerError : "other",
         });
-        return redirect(state.returnTo, {
-          access_token: response.access_token,
-          token_type: response.token_type,
-          expires_in: String(response.expires_in),
-          expires_at: String(response.expires_at),
-          refresh_token: response.refresh_token ?? "",
-          person_id: result.person.id,
-        });
-      } catch (error) {
-        if (error instanceof HttpError) throw error;
-        // A redirect flow must not strand the browser on a JSON 500; sign_in is one statement,
-        // so a failure there has written nothing.
-        log.error("unhandled error", errorFields(error));
-        return fail("INTERNAL");
       }
-    },
-  );
-}
+      const code = params.get("code");
+      if (!code) return fail("PROVIDER_ERROR", { detail: "no_code" });
 
-/** Consumes the state's nonce in Postgres: true the first time, false for a replay. */
-async function consumeState(sql: Sql, state: LoginState, now: Date): Promise<boolean> {
-  const consumed = await callFunction<boolean>(
-    sql,
-    "identity.consume_workos_state",
-    state.nonce,
-    state.expiresAt,
-    now,
-  );
-  return consumed === true;
+      const exchange = await workos.auth.exchangeCode(code, state.codeVerifier);
+      if (!exchange.ok) {
+        return fail(exchange.reason === "invalid_grant" ? "INVALID_CODE" : "PROVIDER_ERROR", {
+          workos_reason: exchange.reason,
+        });
+      }
+
+      const { user, sessionId } = exchange;
+      const displayName = [user.firstName, user.lastName].filter(Boolean).join(" ")
+        .slice(0, maxDisplayNameLength) || null;
+      const result = await signIn(core.sql, {
+        provider: "workos",
+        providerUserId: user.id,
+        email: user.email,
+        emailVerified: user.emailVerified,
+        displayName,
+      }, { workosSessionId: sessionId, signupMode: core.config.signupMode, now });
+      if (!result.ok) return fail(result.error, { workos_user_id: user.id });
+
+      const response = await tokenResponse(core.tokens, result, now);
+      log.info("workos_sign_in", {
+        person_id: result.person.id,
+        session_id: result.session_id,
+        is_new_user: result.is_new_user,
+      });
+      return redirect(state.returnTo, {
+        access_token: response.access_token,
+        token_type: response.token_type,
+        expires_in: String(response.expires_in),
+        expires_at: String(response.expires_at),
+        refresh_token: response.refresh_token ?? "",
+        person_id: result.person.id,
+      });
+    } catch (error) {
+      if (error instanceof HttpError) throw error;
+      // A redirect flow must not strand the browser on a JSON 500; sign_in is one statement,
+      // so a failure there has written nothing.
+      log.error("unhandled_error", errorFields(error));
+      return fail("INTERNAL");
+    }
+  });
 }
 
 function invalidState(message: string): HttpError {
@@ -169,10 +142,4 @@ function invalidState(message: string): HttpError {
 function redirect(returnTo: string, fields: Record<string, string>): Response {
   const location = `${returnTo}#${new URLSearchParams(fields)}`;
   return new Response(null, { status: 302, headers: { location, ...redirectHeaders } });
-}
-
-function errorFields(error: unknown): Parameters<Logger["error"]>[1] {
-  return error instanceof Error
-    ? { name: error.name, message: error.message, stack: error.stack }
-    : { value: String(error) };
 }
