@@ -37,6 +37,7 @@ const coreSchema = z.object({
   JWT_SECRET: secret,
   ACCESS_TOKEN_TTL_SECONDS: positiveInt.default(3600),
   SIGNUP_MODE: z.enum(["open", "invite"], { error: "must be open or invite" }).default("open"),
+  TRUSTED_PROXY_HOPS: z.coerce.number().int().min(0).max(10).default(1),
 });
 
 const databaseSchema = z.object({
@@ -80,6 +81,8 @@ export interface CoreConfig {
   jwtSecret: string;
   accessTokenTtlSeconds: number;
   signupMode: "open" | "invite";
+  /** Proxies in front of the functions: the client IP is the x-forwarded-for hop they added. */
+  trustedProxyHops: number;
 }
 
 export interface StytchConfig {
@@ -134,6 +137,7 @@ export function loadConfig(env: Env): Config {
       jwtSecret: v.JWT_SECRET,
       accessTokenTtlSeconds: v.ACCESS_TOKEN_TTL_SECONDS,
       signupMode: v.SIGNUP_MODE,
+      trustedProxyHops: v.TRUSTED_PROXY_HOPS,
     })),
     database: feature(databaseSchema, env, (v) => ({ url: v.SUPABASE_DB_URL })),
     stytch: feature(stytchSchema, env, (v) => ({

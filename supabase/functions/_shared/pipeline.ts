@@ -14,6 +14,7 @@
  * }
  */
 import { authenticateUser, type AuthMode, type Caller } from "./auth.ts";
+import { clientIp } from "./client_ip.ts";
 import type { Deps } from "./deps.ts";
 import { corsHeaders, errorResponse, type Handler, HttpError, withHeaders } from "./http.ts";
 import { errorFields, type Logger } from "./log.ts";
@@ -42,7 +43,10 @@ export interface RequestContext {
   requestId: string;
   /** The request's logger: every line carries the function name and the request id. */
   log: Logger;
-  /** The client's IP: the first `x-forwarded-for` hop (set by Supabase's edge), else the peer. */
+  /**
+   * The client's IP for rate limits, normalised: the x-forwarded-for hop the platform's proxy
+   * added (client_ip.ts), else the peer; "unknown" when it cannot be parsed.
+   */
   clientIp: string;
   /** The time of the request, read once. */
   now: Date;
@@ -70,6 +74,7 @@ export function defineHandler<
   handle: (req: Request, ctx: Context<Required, Optional, Auth>) => Promise<Response>,
 ): Handler {
   const allow = spec.methods.join(", ");
+  const trustedProxyHops = deps.config.core.ok ? deps.config.core.value.trustedProxyHops : 1;
   // Preflight answers carry the whole CORS policy; other answers only need the origin rule, and
   // expose the request id to browser code.
   const preflightHeaders = { ...corsHeaders, "access-control-allow-methods": `${allow}, OPTIONS` };
@@ -100,10 +105,11 @@ export function defineHandler<
     const startedAt = performance.now();
     const requestId = crypto.randomUUID();
     const log = deps.log.child({ fn: spec.name, request_id: requestId });
-    const peer = (info?.remoteAddr as Deno.NetAddr | undefined)?.hostname;
+    const peerAddress = (info?.remoteAddr as Deno.NetAddr | undefined)?.hostname;
     let res: Response;
     try {
-      res = await run(req, { requestId, log, clientIp: clientIp(req, peer), now: deps.now() });
+      const ip = clientIp(req, { trustedProxyHops, peerAddress });
+      res = await run(req, { requestId, log, clientIp: ip, now: deps.now() });
     } catch (error) {
       if (!(error instanceof HttpError)) log.error("unhandled_error", errorFields(error));
       res = errorResponse(error, requestId);
@@ -117,10 +123,4 @@ export function defineHandler<
     }));
     return res;
   };
-}
-
-/** The client's IP: the first `x-forwarded-for` hop (set by Supabase's edge), else the peer. */
-function clientIp(req: Request, peer?: string): string {
-  const forwarded = req.headers.get("x-forwarded-for")?.split(",")[0]?.trim();
-  return forwarded || peer || "unknown";
 }
