@@ -517,6 +517,228 @@ dbTest("workos-callback never logs the code, state, tokens, fragment or email", 
   }
 });
 
+// ---------------------------------------------------------------------------------------------
+// Login CSRF (SPEC §13.12): a redirect-mode state only signs in the browser that started it
+// ---------------------------------------------------------------------------------------------
+
+const clearedCookie =
+  "workos-login=; Path=/functions/v1/workos-callback; Max-Age=0; HttpOnly; SameSite=Lax";
+
+dbTest(
+  "workos-callback refuses an attacker's redirect-mode sign-in in a browser without its cookie",
+  async () => {
+    await withWorkos(async ({ emulator, callback, startInBrowser, approve }) => {
+      // The attacker starts a sign-in in their own browser and stops at the callback URL...
+      const attacker = await startInBrowser("/");
+      const path = await approve(attacker.authorizeUrl, { email: uniqueEmail("attacker") });
+      // ...and sends the victim's browser there: with no cookie, a cookie of the victim's own
+      // sign-in, another cookie, or the right value under another name.
+      const victim = await startInBrowser("/");
+      const value = attacker.cookie.split("=")[1];
+      const before = await countRows();
+      const authenticateHits = emulator.hits.authenticate;
+      for (
+        const cookie of [
+          undefined,
+          victim.cookie,
+          "session=abc; theme=dark",
+          `workos-login-x=${value}`,
+          `__Secure-workos-login=${value}`,
+          `workos-login=${value}x`,
+          "workos-login=",
+        ]
+      ) {
+        const res = await call(callback, path, { headers: cookie ? { cookie } : {} });
+        assert.equal(res.status, 400, String(cookie));
+        assert.equal(res.body.code, "INVALID_STATE");
+        assert.equal(res.headers.get("location"), null);
+        // Not the victim's cookie to clear: an attacker must not end their sign-in either.
+        assert.equal(res.headers.get("set-cookie"), null);
+      }
+      assert.deepEqual(await countRows(), before);
+      assert.equal(emulator.hits.authenticate, authenticateHits, "WorkOS is not called");
+
+      // The refusals did not spend the state: in the browser that started it, it still works.
+      const own = await call(callback, path, { headers: { cookie: attacker.cookie } });
+      assert.equal(own.status, 302);
+    });
+  },
+);
+
+dbTest(
+  "workos-callback signs in a redirect-mode state with its cookie and clears the cookie",
+  async () => {
+    await withWorkos(async ({ callback, startInBrowser, approve }) => {
+      const email = uniqueEmail("browser");
+      const start = await startInBrowser("/dash");
+      const path = await approve(start.authorizeUrl, { email });
+      const before = await countRows();
+      // Among other cookies, as a browser sends them.
+      const res = await call(callback, path, {
+        headers: { cookie: `theme=dark; ${start.cookie}; lang=en` },
+      });
+      assert.equal(res.status, 302);
+      const { base, params } = fragmentOf(res.headers.get("location"));
+      assert.equal(base, "https://app.test/dash");
+      assert.deepEqual(Object.keys(params).sort(), tokenFields);
+      assert.equal(res.headers.get("set-cookie"), clearedCookie);
+      assert.deepEqual(await countRows(), {
+        persons: before.persons + 1,
+        sessions: before.sessions + 1,
+      });
+
+      // Replayed in the same browser: refused, and the cookie is cleared again.
+      const replay = await call(callback, path, { headers: { cookie: start.cookie } });
+      assert.equal(replay.status, 400);
+      assert.equal(replay.body.code, "INVALID_STATE");
+      assert.equal(replay.headers.get("set-cookie"), clearedCookie);
+    });
+  },
+);
+
+dbTest("workos-callback clears the cookie on an error redirect too", async () => {
+  await withWorkos(async ({ emulator, callback, startInBrowser }) => {
+    const start = await startInBrowser("/");
+    const denied = new URL(
+      await emulator.signIn(start.authorizeUrl.href, {
+        email: uniqueEmail(),
+        emailVerified: true,
+      }),
+    );
+    denied.searchParams.delete("code");
+    denied.searchParams.set("error", "access_denied");
+    const res = await call(callback, callbackPath(denied), { headers: { cookie: start.cookie } });
+    assert.equal(res.status, 302);
+    assert.equal(fragmentOf(res.headers.get("location")).params.error, "ACCESS_DENIED");
+    assert.equal(res.headers.get("set-cookie"), clearedCookie);
+  });
+});
+
+dbTest("workos-callback takes a JSON-mode state without any cookie and sets none", async () => {
+  await withWorkos(async ({ signIn }) => {
+    const res = await signIn({ returnTo: "/" });
+    assert.equal(res.status, 302);
+    assert.equal(res.headers.get("set-cookie"), null);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Provider profiles (SPEC §13.8): nothing WorkOS says about a person fails a sign-in
+// ---------------------------------------------------------------------------------------------
+
+dbTest(
+  "workos-callback strips control characters from WorkOS names and cuts them to 200 characters",
+  async () => {
+    await withWorkos(async ({ signIn }) => {
+      const cases: [{ firstName?: string; lastName?: string }, string | null][] = [
+        [{ firstName: "Ada\u0000", lastName: "Love\u0000lace" }, "Ada Lovelace"],
+        [
+          { firstName: "\u0007Ada\u001b[31m", lastName: "\u007fLovelace\u0085" },
+          "Ada[31m Lovelace",
+        ],
+        [{ firstName: "\u0000\u0000" }, null],
+        [{ firstName: "a".repeat(300) }, "a".repeat(200)],
+        [{ firstName: "😀".repeat(150), lastName: "b" }, "😀".repeat(150) + " b"],
+        [{ firstName: "😀".repeat(250) }, "😀".repeat(200)],
+        [{ firstName: "a".repeat(199), lastName: "😀😀" }, "a".repeat(199)],
+      ];
+      for (const [names, expected] of cases) {
+        const email = uniqueEmail();
+        const res = await signIn({ user: { email, ...names } });
+        assert.equal(res.status, 302, JSON.stringify(names));
+        const { params } = fragmentOf(res.headers.get("location"));
+        assert.equal(params.error, undefined, `${JSON.stringify(names)}: ${params.error}`);
+        const person = await personByEmail(email);
+        assert.equal(person.display_name, expected, JSON.stringify(names));
+      }
+    });
+  },
+);
+
+dbTest(
+  "workos-callback treats an email over 254 characters as no email and still signs in",
+  async () => {
+    await withWorkos(async ({ signIn }) => {
+      const email = `${"a".repeat(60)}@${"b".repeat(190)}.example.test`; // 264 characters
+      const first = await signIn({ user: { email, emailVerified: true, firstName: "Long" } });
+      assert.equal(first.status, 302);
+      const { params } = fragmentOf(first.headers.get("location"));
+      assert.equal(params.error, undefined, params.error);
+      const [person] = await testSql()`
+        select email, workos_user_id, display_name from identity.person
+        where id = ${params.person_id}`;
+      assert.equal(person.email, null);
+      assert.equal(person.display_name, "Long");
+      // The same WorkOS user comes back to the same person, by id.
+      const again = fragmentOf((await signIn({ user: { email } })).headers.get("location"));
+      assert.equal(again.params.person_id, params.person_id);
+    });
+  },
+);
+
+dbTest(
+  "workos-callback signs in whatever types or values WorkOS sends in a profile, never INTERNAL",
+  async () => {
+    await withWorkos(async ({ emulator, signIn }) => {
+      const overrides: Record<string, unknown>[] = [
+        { email: "not-an-email" },
+        { email: "two@@example.test" },
+        { email: "a b@example.test" },
+        { email: "nul\u0000@example.test" },
+        { email: "lone\ud83d@example.test" },
+        { email: "" },
+        { email: null },
+        { email: 42 },
+        { email: ["a@example.test"] },
+        { email: { address: "a@example.test" } },
+        { email_verified: "yes" },
+        { first_name: 42, last_name: { a: 1 } },
+        { first_name: ["Ada"], last_name: true },
+        { first_name: "\ud83d", last_name: "\udc00x" },
+        { first_name: "x".repeat(10_000), last_name: "y".repeat(10_000) },
+        { first_name: "\u202egro.live" },
+      ];
+      for (const fields of overrides) {
+        emulator.userOverrides = fields;
+        const email = uniqueEmail();
+        const res = await signIn({ user: { email, firstName: "Ada" } });
+        assert.equal(res.status, 302, JSON.stringify(fields));
+        const { params } = fragmentOf(res.headers.get("location"));
+        assert.equal(params.error, undefined, `${JSON.stringify(fields)}: ${params.error}`);
+        const [person] = await testSql()`
+          select email, display_name from identity.person where id = ${params.person_id}`;
+        if ("email" in fields) assert.equal(person.email, null, JSON.stringify(fields));
+        assert.ok(
+          person.display_name === null || [...person.display_name].length <= 200,
+          JSON.stringify(fields),
+        );
+      }
+      // An email WorkOS sends with spaces around it is still an email.
+      emulator.userOverrides = null;
+      const email = uniqueEmail("spaced");
+      emulator.userOverrides = { email: ` ${email} ` };
+      const res = await signIn({ user: { email } });
+      const { params } = fragmentOf(res.headers.get("location"));
+      const [person] = await testSql()`
+        select email from identity.person where id = ${params.person_id}`;
+      assert.equal(person.email, email);
+    });
+  },
+);
+
+dbTest("workos-callback answers PROVIDER_ERROR for a WorkOS user id that is no id", async () => {
+  await withWorkos(async ({ emulator, signIn }) => {
+    for (const id of [42, null, "", "user\u0000x", "x".repeat(300), "user 01"]) {
+      emulator.userOverrides = { id };
+      const before = await countRows();
+      const res = await signIn();
+      assert.equal(res.status, 302, JSON.stringify(id));
+      assert.equal(fragmentOf(res.headers.get("location")).params.error, "PROVIDER_ERROR");
+      assert.deepEqual(await countRows(), before);
+    }
+  });
+});
+
 /** The SQLSTATE of `statement` run as `role` (rolled back), or null when it succeeds. */
 async function errorCodeAs(role: "anon" | "authenticated", statement: string) {
   let code: string | null = null;

@@ -270,3 +270,155 @@ dbTest("workos-login answers CORS preflight and refuses other methods with 405",
     assert.equal(post.headers.get("allow"), "GET");
   });
 });
+
+// ---------------------------------------------------------------------------------------------
+// return_to paths that a client could read as another host (SPEC §13.9)
+// ---------------------------------------------------------------------------------------------
+
+const dotSegmentRedirects = [
+  "/..//evil.com", // resolves to https://app.test//evil.com
+  "/.//evil.com",
+  "/a/..//evil.com",
+  "/dash/../..//evil.com",
+  "/..",
+  "/dash/..",
+  "/dash/../settings",
+  "/dash/..?next=1",
+  "https://app.test//evil.com",
+  "https://app.test/..//evil.com",
+  "https://console.test//evil.com",
+  "https://console.test/app/..",
+  "myapp://auth/cb/..",
+  "myapp://auth/cb/../../evil",
+];
+
+dbTest(
+  "workos-login refuses a return_to whose resolved path starts with // or has a .. segment",
+  async () => {
+    await withWorkos(async ({ login }) => {
+      for (const returnTo of dotSegmentRedirects) {
+        for (const redirect of ["false", "true"]) {
+          const res = await call(
+            login,
+            `workos-login?${new URLSearchParams({ return_to: returnTo, redirect })}`,
+          );
+          assert.equal(res.status, 400, `return_to ${JSON.stringify(returnTo)}`);
+          assert.equal(res.body.code, invalidReturnTo);
+          assert.equal(res.headers.get("set-cookie"), null);
+        }
+      }
+    });
+  },
+);
+
+Deno.test("resolveReturnTo refuses // paths and .. segments, and keeps dots inside names", () => {
+  const policy = {
+    siteUrl: "https://app.test",
+    allowedRedirectUrls: ["https://console.test", "myapp://auth"],
+  };
+  for (const value of dotSegmentRedirects) {
+    assert.deepEqual(resolveReturnTo(value, policy), { ok: false, problem: "invalid" }, value);
+  }
+  for (
+    const value of ["/a..b", "/..a/", "/v1.2/x", "/.well-known/x", "https://console.test/a/...b"]
+  ) {
+    assert.equal(resolveReturnTo(value, policy).ok, true, value);
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// Redirect mode: the state bound to the browser by a cookie (SPEC §13.12, login CSRF)
+// ---------------------------------------------------------------------------------------------
+
+async function sha256Base64Url(value: string): Promise<string> {
+  const digest = new Uint8Array(
+    await crypto.subtle.digest("SHA-256", new TextEncoder().encode(value)),
+  );
+  return btoa(String.fromCharCode(...digest)).replaceAll("+", "-").replaceAll("/", "_")
+    .replace(/=+$/, "");
+}
+
+dbTest(
+  "workos-login?redirect=true answers 302 to AuthKit and sets a cookie bound into the state",
+  async () => {
+    await withWorkos(async ({ emulator, deps, login }) => {
+      const res = await call(login, "workos-login?return_to=%2Fdash&redirect=true");
+      assert.equal(res.status, 302);
+      assert.equal(res.headers.get("cache-control"), "no-store");
+      const location = new URL(res.headers.get("location")!);
+      assert.equal(
+        `${location.origin}${location.pathname}`,
+        `${emulator.url}/user_management/authorize`,
+      );
+      assert.equal(location.searchParams.get("code_challenge_method"), "S256");
+
+      const setCookie = res.headers.get("set-cookie")!;
+      const match = /^workos-login=([A-Za-z0-9_-]{43}); (.*)$/.exec(setCookie);
+      assert.ok(match, setCookie);
+      assert.deepEqual(match[2].split("; ").sort(), [
+        "HttpOnly",
+        "Max-Age=600",
+        "Path=/functions/v1/workos-callback",
+        "SameSite=Lax",
+      ]);
+      const state = await createStateSealer(cookiePassword).open(
+        location.searchParams.get("state")!,
+        deps.now(),
+      );
+      assert.equal(state?.returnTo, "https://app.test/dash");
+      // The state holds the cookie's hash, never the cookie itself.
+      assert.equal(state?.browserBinding, await sha256Base64Url(match[1]));
+      assert.ok(!location.href.includes(match[1]));
+    });
+  },
+);
+
+dbTest("workos-login gives every redirect-mode sign-in its own cookie value", async () => {
+  await withWorkos(async ({ startInBrowser }) => {
+    const [a, b] = [await startInBrowser("/"), await startInBrowser("/")];
+    assert.notEqual(a.cookie, b.cookie);
+  });
+});
+
+dbTest(
+  "workos-login marks the cookie Secure and __Secure- when the callback is https",
+  async () => {
+    await withWorkos(async ({ login }) => {
+      const res = await call(login, "workos-login?redirect=true");
+      assert.equal(res.status, 302);
+      const setCookie = res.headers.get("set-cookie")!;
+      assert.match(setCookie, /^__Secure-workos-login=[A-Za-z0-9_-]{43}; /);
+      assert.ok(setCookie.split("; ").includes("Secure"), setCookie);
+      assert.ok(setCookie.split("; ").includes("Path=/auth/v1/callback"), setCookie);
+    }, { env: { WORKOS_REDIRECT_URI: "https://auth.app.test/auth/v1/callback" } });
+  },
+);
+
+dbTest("workos-login in JSON mode sets no cookie and binds no browser", async () => {
+  await withWorkos(async ({ deps, login }) => {
+    for (const query of ["", "&redirect=false"]) {
+      const res = await call(login, `workos-login?return_to=%2F${query}`);
+      assert.equal(res.status, 200, query);
+      assert.equal(res.headers.get("set-cookie"), null);
+      const url = new URL(res.body.url);
+      const state = await createStateSealer(cookiePassword).open(
+        url.searchParams.get("state")!,
+        deps.now(),
+      );
+      assert.equal(state?.browserBinding, null);
+    }
+  });
+});
+
+dbTest("workos-login refuses another redirect value with 400 and sets no cookie", async () => {
+  await withWorkos(async ({ login }) => {
+    for (
+      const query of ["redirect=yes", "redirect=1", "redirect=", "redirect=true&redirect=true"]
+    ) {
+      const res = await call(login, `workos-login?${query}`);
+      assert.equal(res.status, 400, query);
+      assert.equal(res.body.code, "VALIDATION_FAILED");
+      assert.equal(res.headers.get("set-cookie"), null);
+    }
+  });
+});

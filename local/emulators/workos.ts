@@ -25,7 +25,9 @@
  *   session is 404.
  * - `GET  /user_management/sessions/logout?session_id&return_to` → ends the session, `302 return_to`.
  *
- * The same email always gets the same user id (derived from the email), even across restarts.
+ * The same email always gets the same user id (derived from the email), even across restarts;
+ * `userOverrides` lays raw fields over the user in authenticate answers (profiles a hostile or
+ * broken identity provider could send).
  * `failWith` makes every API answer (authenticate, revoke, JWKS, or those in `failEndpoints`; never
  * the sign-in page) a 500 or hang until the emulator closes, for
  * provider-down tests.
@@ -62,6 +64,12 @@ export interface WorkosEmulator {
   failWith: WorkosFailureMode | null;
   /** Which endpoints `failWith` applies to; default all three. */
   failEndpoints: WorkosApiEndpoint[];
+  /**
+   * Raw fields laid over the `user` of every authenticate answer, for profiles the sign-in page
+   * cannot produce (an invalid email, a number as a name); `null` (the default) sends users as
+   * they are.
+   */
+  userOverrides: Record<string, unknown> | null;
   /**
    * Drives the hosted page without a browser: loads `authorizeUrl`, submits the form as `user`,
    * and returns the redirect `Location` (the `redirect_uri` with `code` and `state`).
@@ -143,6 +151,7 @@ export async function startWorkosEmulator(
     revokedSessions: new Set(),
     failWith: options.failWith ?? null,
     failEndpoints: ["authenticate", "jwks", "revoke"],
+    userOverrides: null,
     signIn,
     close,
   };
@@ -320,7 +329,7 @@ export async function startWorkosEmulator(
       .setExpirationTime(issuedAt + accessTokenTtlSeconds)
       .sign(privateKey);
     return json(200, {
-      user: userJson(user),
+      user: { ...userJson(user), ...emulator.userOverrides },
       access_token: accessToken,
       refresh_token: randomToken(24),
       authentication_method: "MagicAuth",

@@ -42,10 +42,22 @@ export interface WorkosFixture {
   callback: Handler;
   /** workos-login for `returnTo` (omitted: none sent); the `{ url }` answer's URL. */
   authorizeUrl(returnTo?: string): Promise<URL>;
+  /**
+   * workos-login with `redirect=true`, as a browser navigates to it: the 302's AuthKit URL, and
+   * the binding cookie it set, as `name=value` for a Cookie header and as the whole Set-Cookie.
+   */
+  startInBrowser(returnTo?: string): Promise<BrowserStart>;
   /** Signs `user` in at the emulator and returns the callback path AuthKit redirects to. */
   approve(authorizeUrl: URL, user?: Partial<WorkosEmulatorUser>): Promise<string>;
   /** authorizeUrl, approve, then workos-callback. */
   signIn(options?: { returnTo?: string; user?: Partial<WorkosEmulatorUser> }): Promise<CallResult>;
+}
+
+export interface BrowserStart {
+  authorizeUrl: URL;
+  /** `name=value`, what the browser sends back in `Cookie`. */
+  cookie: string;
+  setCookie: string;
 }
 
 export interface WorkosFixtureOptions {
@@ -79,6 +91,19 @@ export async function withWorkos(
       }
       return new URL(res.body.url);
     };
+    const startInBrowser = async (returnTo?: string) => {
+      const query = new URLSearchParams({ redirect: "true" });
+      if (returnTo !== undefined) query.set("return_to", returnTo);
+      const res = await call(login, `workos-login?${query}`);
+      const location = res.headers.get("location");
+      const setCookie = res.headers.get("set-cookie");
+      if (res.status !== 302 || !location || !setCookie) {
+        throw new Error(
+          `workos-login?redirect=true answered ${res.status}: ${JSON.stringify(res.body)}`,
+        );
+      }
+      return { authorizeUrl: new URL(location), cookie: setCookie.split(";")[0], setCookie };
+    };
     const approve = async (url: URL, user: Partial<WorkosEmulatorUser> = {}) => {
       const location = new URL(
         await emulator.signIn(url.href, { email: uniqueEmail(), emailVerified: true, ...user }),
@@ -91,6 +116,7 @@ export async function withWorkos(
       login,
       callback,
       authorizeUrl,
+      startInBrowser,
       approve,
       async signIn({ returnTo, user } = {}) {
         return call(callback, await approve(await authorizeUrl(returnTo), user));

@@ -43,8 +43,10 @@ const scriptSchemes = new Set(["javascript:", "data:", "vbscript:", "file:", "bl
  *   scheme, host and port exactly, no user info, and a path equal to the prefix's path or below it
  *   at a `/` boundary (`https://console.test/app` admits `/app` and `/app/x`, not `/apple`);
  * - never: `//host`, backslashes, whitespace or control characters, percent-encoded `/ \ . %` or
- *   control characters in the path, a fragment (the callback puts the tokens there), script
- *   schemes, or more than 2048 characters.
+ *   control characters in the path, a `..` segment, a resolved path that starts with `//`
+ *   (`/..//evil.com` resolves to `https://site//evil.com`, which a client that takes the path
+ *   as a redirect target reads as the host `evil.com`; SPEC §13.9), a fragment (the callback puts
+ *   the tokens there), script schemes, or more than 2048 characters.
  *
  * @example
  * resolveReturnTo("/dash?x=1", { siteUrl: "https://app.test", allowedRedirectUrls: [] })
@@ -60,7 +62,7 @@ export function resolveReturnTo(
     return invalid;
   }
   const beforeQuery = raw.split("?", 1)[0];
-  if (encodedTricks.test(beforeQuery)) return invalid;
+  if (encodedTricks.test(beforeQuery) || hasDotDotSegment(beforeQuery)) return invalid;
 
   if (raw.startsWith("/")) {
     if (raw.startsWith("//")) return invalid; // scheme-relative: another host
@@ -68,12 +70,14 @@ export function resolveReturnTo(
     const site = new URL(policy.siteUrl);
     const url = new URL(raw, site.origin);
     // Belt and braces: a path can only ever land on the site itself.
-    return url.origin === site.origin ? { ok: true, url: url.href } : invalid;
+    return url.origin === site.origin && isSafePath(url) ? { ok: true, url: url.href } : invalid;
   }
 
   if (!URL.canParse(raw)) return invalid;
   const url = new URL(raw);
-  if (scriptSchemes.has(url.protocol) || url.username || url.password) return invalid;
+  if (scriptSchemes.has(url.protocol) || url.username || url.password || !isSafePath(url)) {
+    return invalid;
+  }
   const prefixes = policy.siteUrl
     ? [policy.siteUrl, ...policy.allowedRedirectUrls]
     : policy.allowedRedirectUrls;
@@ -81,6 +85,20 @@ export function resolveReturnTo(
     if (URL.canParse(prefix) && isUnder(url, new URL(prefix))) return { ok: true, url: url.href };
   }
   return invalid;
+}
+
+/** `..` as a whole segment of a path (the URL parser resolves it, so it only serves to escape). */
+function hasDotDotSegment(path: string): boolean {
+  return path.split("/").includes("..");
+}
+
+/**
+ * Whether the resolved path can be handed on as a path: it neither starts with `//` (a
+ * scheme-relative URL to whoever reads it as a link) nor keeps a `..` segment (opaque paths of
+ * custom schemes are not resolved by the parser).
+ */
+function isSafePath(url: URL): boolean {
+  return !url.pathname.startsWith("//") && !hasDotDotSegment(url.pathname);
 }
 
 /** Whether `url` is `prefix` or below it: scheme, host and port exact, path at a `/` boundary. */

@@ -12,12 +12,19 @@
  * - database webhook UPDATE on auth.users where email_confirmed_at became set → the same
  *   provisioning, which makes the welcome email ready (and completes everything when the UPDATE
  *   arrives before the INSERT).
- * - anything else signed → `{ ignored: true }`; a signed body of no known shape → 400.
+ * - anything else signed → `{ ignored: true }`; only a body that is not JSON at all is 400.
  *
  * Deliveries are at-least-once and unordered; provisioning reads the auth.users row itself and only
  * ever moves forward, so any number of deliveries in any order end in the same rows.
+ *
+ * No content of a signed JSON delivery is answered with an error (SPEC §13.5): the body is cleaned
+ * first (json_sanitize.ts: lone surrogates and U+0000 become U+FFFD, strings are cut at 4096
+ * characters, numbers JSON cannot hold are dropped, nesting is cut at 64 levels) and read
+ * leniently, a field of an unexpected type reading as absent. An event whose user id is not a
+ * UUID cannot be provisioned and is answered `{ ignored: true }` with a warning; a
+ * before-user-created hook whose email cannot be read is refused in invite mode, like any email
+ * without an invitation.
  */
-import { z } from "zod";
 import type { Deps } from "../_shared/deps.ts";
 import {
   bearerToken,
@@ -28,32 +35,26 @@ import {
   parseJson,
   readBody,
 } from "../_shared/http.ts";
+import { hasFixes, sanitizeJson } from "../_shared/json_sanitize.ts";
+import { isUuid } from "../_shared/jwt.ts";
 import type { Logger } from "../_shared/log.ts";
 import { defineHandler } from "../_shared/pipeline.ts";
 import { hasOpenInvitation, provisionAuthUser } from "../_shared/provisioning.ts";
+import type { CoreServices } from "../_shared/services.ts";
 import { secretsEqual } from "../_shared/signatures.ts";
-import type { Sql } from "../_shared/db.ts";
-import { validate } from "../_shared/validate.ts";
 
-const hookEnvelope = z.object({ metadata: z.object({ name: z.string().min(1) }) });
-const tableEnvelope = z.object({ type: z.string().min(1), schema: z.string(), table: z.string() });
-const hookUser = z.object({ id: z.uuid(), email: z.string().max(320).nullish() });
-const authUserRecord = z.object({ id: z.uuid(), email_confirmed_at: z.string().nullish() });
-
-/** The events this function acts on, told apart by `kind` (see eventKind). */
-const signupEvent = z.discriminatedUnion("kind", [
-  z.object({ kind: z.literal("before-user-created"), user: hookUser }),
-  z.object({ kind: z.literal("after-user-created"), user: hookUser }),
-  z.object({ kind: z.literal("INSERT auth.users"), record: authUserRecord }),
-  z.object({
-    kind: z.literal("UPDATE auth.users"),
-    record: authUserRecord,
-    old_record: authUserRecord,
-  }),
-]);
-const knownKinds = new Set<string>(signupEvent.options.map((option) => option.shape.kind.value));
+/** The events this function acts on, read from a delivery by readEvent. */
+type SignupEvent =
+  | { kind: "before-user-created"; userId: string | null; email: string | null }
+  | { kind: "after-user-created" | "INSERT auth.users"; userId: string | null }
+  | { kind: "UPDATE auth.users"; userId: string | null; emailConfirmed: boolean }
+  | { kind: "other"; source: string };
 
 const inviteOnlyMessage = "Signups are by invitation only";
+/** Longest email read from a hook (auth.users has no limit; SMTP paths stop at 256). */
+const maxEmailLength = 320;
+/** What an event name or table part must look like to be written to a log. */
+const loggableName = /^[\w.:-]{1,64}$/;
 
 export function createHandler(deps: Deps): Handler {
   return defineHandler(deps, {
@@ -79,62 +80,103 @@ export function createHandler(deps: Deps): Handler {
       );
     }
 
-    const payload = parseJson(body);
-    const kind = eventKind(payload);
-    if (!knownKinds.has(kind)) return ignored(log, kind);
-    const event = validate(signupEvent, { ...payload as object, kind });
+    const { value: payload, fixes } = sanitizeJson(parseJson(body));
+    if (hasFixes(fixes)) log.warn("signup_delivery_sanitized", { ...fixes });
+    const event = readEvent(payload);
     switch (event.kind) {
       case "before-user-created": {
         if (core.config.signupMode === "invite") {
-          if (!await hasOpenInvitation(core.sql, event.user.email ?? null, now)) {
-            log.info("signup_refused_without_invitation", { user_id: event.user.id });
+          if (!await hasOpenInvitation(core.sql, event.email, now)) {
+            log.info("signup_refused_without_invitation", { user_id: event.userId });
             return json({ error: { http_code: 403, message: inviteOnlyMessage } });
           }
         }
         return json({});
       }
       case "after-user-created":
-        return await provision(core.sql, event.user.id, now, log, event.kind);
       case "INSERT auth.users":
-        return await provision(core.sql, event.record.id, now, log, event.kind);
+        return await provision(core, event.userId, now, log, event.kind);
       case "UPDATE auth.users":
-        if (!event.old_record.email_confirmed_at && event.record.email_confirmed_at) {
-          return await provision(core.sql, event.record.id, now, log, event.kind);
-        }
-        return ignored(log, event.kind);
+        if (!event.emailConfirmed) return ignored(log, event.kind);
+        return await provision(core, event.userId, now, log, event.kind);
+      case "other":
+        return ignored(log, event.source);
     }
   });
 }
 
 /**
- * What a delivery is: a hook's `metadata.name` (`after-user-created`), or a database webhook's
- * type and table (`INSERT auth.users`). 400 for a body that is neither.
+ * What a delivery is, read leniently: a hook by its `metadata.name` (`after-user-created`), a
+ * database webhook by its type and table (`INSERT auth.users`); anything else is `other`.
  */
-function eventKind(payload: unknown): string {
-  const shape = payload !== null && typeof payload === "object" && !Array.isArray(payload)
-    ? payload
-    : {};
-  if ("metadata" in shape) return validate(hookEnvelope, payload).metadata.name;
-  if ("type" in shape && "table" in shape) {
-    const event = validate(tableEnvelope, payload);
-    return `${event.type} ${event.schema}.${event.table}`;
+function readEvent(payload: unknown): SignupEvent {
+  const body = asRecord(payload) ?? {};
+  if ("metadata" in body) {
+    const name = asRecord(body.metadata)?.name;
+    const user = asRecord(body.user);
+    const userId = asUuid(user?.id);
+    if (name === "before-user-created") {
+      const email = user?.email;
+      return {
+        kind: name,
+        userId,
+        email: typeof email === "string" && email.length <= maxEmailLength ? email : null,
+      };
+    }
+    if (name === "after-user-created") return { kind: name, userId };
+    return { kind: "other", source: loggable(name) };
   }
-  throw new HttpError(
-    400,
-    "VALIDATION_FAILED",
-    "Body must be a Supabase Auth hook or a database webhook payload",
-  );
+  if ("type" in body && "table" in body) {
+    const parts = [body.type, body.schema, body.table].map(loggable);
+    const source = `${parts[0]} ${parts[1]}.${parts[2]}`;
+    const record = asRecord(body.record);
+    const userId = asUuid(record?.id);
+    if (source === "INSERT auth.users") return { kind: source, userId };
+    if (source === "UPDATE auth.users") {
+      // Provisioning reads the row itself, so this only decides whether to call it.
+      const emailConfirmed = !isSet(asRecord(body.old_record)?.email_confirmed_at) &&
+        isSet(record?.email_confirmed_at);
+      return { kind: source, userId, emailConfirmed };
+    }
+    return { kind: "other", source };
+  }
+  return { kind: "other", source: "unknown_shape" };
+}
+
+function asRecord(value: unknown): Record<string, unknown> | null {
+  return typeof value === "object" && value !== null && !Array.isArray(value)
+    ? value as Record<string, unknown>
+    : null;
+}
+
+function asUuid(value: unknown): string | null {
+  return isUuid(value) ? value : null;
+}
+
+function isSet(value: unknown): boolean {
+  return value !== undefined && value !== null && value !== "" && value !== false;
+}
+
+/** A name fit for a log line, or `other`. */
+function loggable(value: unknown): string {
+  return typeof value === "string" && loggableName.test(value) ? value : "other";
 }
 
 /** Provisions the auth user in one SQL call and answers `{ person_id, workspace_id }`. */
 async function provision(
-  sql: Sql,
-  userId: string,
+  core: CoreServices,
+  userId: string | null,
   now: Date,
   log: Logger,
   source: string,
 ): Promise<Response> {
-  const provisioned = await provisionAuthUser(sql, userId, now);
+  if (userId === null) {
+    // Nothing to provision without the user's id; a retry would bring the same body.
+    log.warn("signup_event_ignored", { source, reason: "unreadable_user_id" });
+    return json({ ignored: true });
+  }
+  const { emailConfirmation } = core.config;
+  const provisioned = await provisionAuthUser(core.sql, { userId, emailConfirmation }, now);
   if ("ignored" in provisioned) {
     log.info("signup_event_ignored", { source, user_id: userId, reason: provisioned.ignored });
     return json({ ignored: true });

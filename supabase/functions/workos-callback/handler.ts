@@ -5,7 +5,11 @@
  * the PKCE verifier the state holds.
  *
  * - A missing, forged, expired or already-used state is 400 INVALID_STATE (JSON): there is no
- *   trustworthy place to send the browser.
+ *   trustworthy place to send the browser. So is a state started in redirect mode that comes
+ *   without the browser-binding cookie workos-login set with it (SPEC §13.12, login CSRF: someone
+ *   else's sign-in brought to this browser). The check comes before the nonce is consumed, so
+ *   such an attempt does not spend the state; once the cookie has matched, every answer clears
+ *   it.
  * - With a good state: consume its nonce (one SQL call, before WorkOS is called, so a replay is
  *   INVALID_STATE and never reaches WorkOS), exchange the code (9 s bound), upsert the person and
  *   open a session (one SQL call), then 302 to
@@ -21,10 +25,12 @@
  */
 import type { Deps } from "../_shared/deps.ts";
 import { type Handler, HttpError } from "../_shared/http.ts";
+import { cutText } from "../_shared/json_sanitize.ts";
 import { errorFields } from "../_shared/log.ts";
 import type { IdentityError } from "../_shared/person.ts";
 import { defineHandler } from "../_shared/pipeline.ts";
 import { signIn } from "../_shared/session_store.ts";
+import { bindingCookie, bindingSetCookie, browserBindingMatches } from "../_shared/state.ts";
 import { tokenResponse } from "../_shared/tokens.ts";
 import { consumeWorkosState } from "../_shared/workos_state.ts";
 
@@ -66,19 +72,36 @@ export function createHandler(deps: Deps): Handler {
       throw invalidState("State is missing, malformed, forged or expired");
     }
 
+    // A state started in redirect mode is only good in the browser that holds its cookie.
+    let answerHeaders: Record<string, string> = {};
+    if (state.browserBinding !== null) {
+      const cookie = bindingCookie(workos.config.redirectUri);
+      const cookieHeader = req.headers.get("cookie");
+      if (!cookie || !await browserBindingMatches(state.browserBinding, cookie, cookieHeader)) {
+        log.warn("workos_state_rejected", { reason: "browser_binding_mismatch" });
+        throw invalidState("State was not started in this browser");
+      }
+      // The cookie has done its work: whatever the answer, it goes.
+      answerHeaders = { "set-cookie": bindingSetCookie(cookie, null) };
+    }
+
     // The state is ours: from here on the browser goes back to return_to, with tokens or an error.
     const fail = (code: CallbackErrorCode, fields: Record<string, unknown> = {}) => {
       log.warn("workos_sign_in_failed", { reason: code, ...fields });
       const description = code === "INTERNAL"
         ? `${errorDescriptions.INTERNAL} (request id ${requestId})`
         : errorDescriptions[code];
-      return redirect(state.returnTo, { error: code, error_description: description });
+      return redirect(
+        state.returnTo,
+        { error: code, error_description: description },
+        answerHeaders,
+      );
     };
 
     try {
       if (!await consumeWorkosState(core.sql, state, now)) {
         log.warn("workos_state_rejected", { reason: "already_used" });
-        throw invalidState("State has already been used");
+        throw invalidState("State has already been used", answerHeaders);
       }
 
       const providerError = params.get("error");
@@ -99,8 +122,9 @@ export function createHandler(deps: Deps): Handler {
       }
 
       const { user, sessionId } = exchange;
-      const displayName = [user.firstName, user.lastName].filter(Boolean).join(" ")
-        .slice(0, maxDisplayNameLength) || null;
+      // Each name is clean already (workos.ts); joined, they are cut again, at a character.
+      const fullName = [user.firstName, user.lastName].filter(Boolean).join(" ");
+      const displayName = cutText(fullName, maxDisplayNameLength) || null;
       const result = await signIn(core.sql, {
         provider: "workos",
         providerUserId: user.id,
@@ -123,7 +147,7 @@ export function createHandler(deps: Deps): Handler {
         expires_at: String(response.expires_at),
         refresh_token: response.refresh_token ?? "",
         person_id: result.person.id,
-      });
+      }, answerHeaders);
     } catch (error) {
       if (error instanceof HttpError) throw error;
       // A redirect flow must not strand the browser on a JSON 500; sign_in is one statement,
@@ -134,12 +158,16 @@ export function createHandler(deps: Deps): Handler {
   });
 }
 
-function invalidState(message: string): HttpError {
-  return new HttpError(400, "INVALID_STATE", message, { "cache-control": "no-store" });
+function invalidState(message: string, headers: Record<string, string> = {}): HttpError {
+  return new HttpError(400, "INVALID_STATE", message, { "cache-control": "no-store", ...headers });
 }
 
 /** 302 to `returnTo` with `fields` in the fragment (return_to never has one: redirects.ts). */
-function redirect(returnTo: string, fields: Record<string, string>): Response {
+function redirect(
+  returnTo: string,
+  fields: Record<string, string>,
+  headers: Record<string, string>,
+): Response {
   const location = `${returnTo}#${new URLSearchParams(fields)}`;
-  return new Response(null, { status: 302, headers: { location, ...redirectHeaders } });
+  return new Response(null, { status: 302, headers: { location, ...redirectHeaders, ...headers } });
 }
