@@ -21,7 +21,7 @@ const env = {
 
 const results: BenchResult[] = [];
 try {
-  results.push(await benchJwt());
+  results.push(...await benchJwt());
   results.push(await benchMe({ sql, env, cpu }));
   results.push(await benchWhatsappDeliveries({ sql, env, cpu }));
 } finally {

@@ -12,7 +12,8 @@
  * functions that have verify_jwt = true. Local tooling only, never deployed.
  */
 import postgres from "postgres";
-import type { Env } from "../supabase/functions/_shared/config.ts";
+import { type ApiKeys, parseApiKeys } from "../supabase/functions/_shared/api_keys.ts";
+import { type Env, loadConfig } from "../supabase/functions/_shared/config.ts";
 import { maskEmail } from "../supabase/functions/_shared/log.ts";
 import { startStytchEmulator } from "./emulators/stytch.ts";
 import { startWorkosEmulator } from "./emulators/workos.ts";
@@ -26,6 +27,22 @@ const baseUrl = `http://127.0.0.1:${port}`;
 const closers: (() => Promise<void>)[] = [];
 const notes: string[] = [];
 
+/** A private ES256 JWK shaped as `supabase gen signing-key --algorithm ES256` prints it. */
+async function generateSigningKey(): Promise<JsonWebKey & { kid: string }> {
+  const { privateKey } = await crypto.subtle.generateKey(
+    { name: "ECDSA", namedCurve: "P-256" },
+    true,
+    ["sign", "verify"],
+  );
+  const jwk = await crypto.subtle.exportKey("jwk", privateKey);
+  return { ...jwk, kid: crypto.randomUUID(), alg: "ES256", use: "sig" };
+}
+
+function apiKeysOf(env: Env): ApiKeys {
+  const parsed = parseApiKeys(env);
+  return parsed.ok ? parsed.keys : { publishable: [], secret: [] };
+}
+
 function randomSecret(): string {
   return Array.from(
     crypto.getRandomValues(new Uint8Array(24)),
@@ -37,9 +54,34 @@ function randomSecret(): string {
 env.SUPABASE_URL ??= baseUrl;
 env.SITE_URL ??= baseUrl;
 
-if (!env.JWT_SECRET) {
+// The current key system unless the environment chose one: an ES256 signing key signs tokens, a
+// legacy secret stays for the anon key (with only JWT_SECRET set, tokens stay HS256).
+if (!env.JWT_SIGNING_KEYS && !env.JWT_SECRET) {
+  env.JWT_SIGNING_KEYS = JSON.stringify(await generateSigningKey());
   env.JWT_SECRET = randomSecret();
-  notes.push(`JWT_SECRET is not set; using a development secret: ${env.JWT_SECRET}`);
+  notes.push("JWT_SIGNING_KEYS is not set; tokens are signed with a generated ES256 key");
+}
+if (!env.SUPABASE_PUBLISHABLE_KEYS && !env.SUPABASE_PUBLISHABLE_KEY) {
+  env.SUPABASE_PUBLISHABLE_KEYS = JSON.stringify({ default: `sb_publishable_${randomSecret()}` });
+  env.SUPABASE_SECRET_KEYS ??= JSON.stringify({ default: `sb_secret_${randomSecret()}` });
+  notes.push("SUPABASE_PUBLISHABLE_KEYS is not set; using generated publishable and secret keys");
+}
+// A port in use is said in one line, before anything starts.
+try {
+  Deno.listen({ hostname: "127.0.0.1", port }).close();
+} catch (error) {
+  if (!(error instanceof Deno.errors.AddrInUse)) throw error;
+  console.error(`Cannot start: PORT ${port} is in use; set PORT to a free port`);
+  Deno.exit(1);
+}
+
+{
+  // A malformed core setting would make every function answer 503: refuse to start instead.
+  const { core } = loadConfig(env);
+  if (!core.ok && core.malformed) {
+    console.error(`Cannot start: ${core.message}`);
+    Deno.exit(1);
+  }
 }
 
 let poolSize = 10;
@@ -98,10 +140,16 @@ const server = await startLocalServer({
         ? new Response(landingPage, { headers: { "content-type": "text/html; charset=utf-8" } })
         : new Response("Not found", { status: 404 }),
     ),
+}).catch(async (error) => {
+  if (!(error instanceof Deno.errors.AddrInUse)) throw error;
+  console.error(`Cannot start: PORT ${port} is in use; set PORT to a free port`);
+  for (const close of closers) await close().catch(() => {});
+  Deno.exit(1);
 });
 closers.unshift(server.close);
 
-const anonKey = await mintAnonKey(env.JWT_SECRET);
+const { publishable, secret } = apiKeysOf(env);
+const anonKey = env.JWT_SECRET ? await mintAnonKey(env.JWT_SECRET) : null;
 
 console.log([
   ...notes.map((note) => `- ${note}`),
@@ -109,10 +157,12 @@ console.log([
   `Functions (${server.url}):`,
   ...server.functions.map((name) => `  ${server.functionsUrl}/${name}`),
   "",
-  `anon key: ${anonKey}`,
+  `publishable key: ${publishable[0] ?? "(none)"}`,
+  `secret key: ${secret[0] ?? "(none)"}`,
+  ...(anonKey ? [`anon key: ${anonKey}  (legacy, accepted while JWT_SECRET is set)`] : []),
   "",
   "Try it:",
-  `  curl -X POST ${server.functionsUrl}/otp-send -H "authorization: Bearer <anon key>" \\`,
+  `  curl -X POST ${server.functionsUrl}/otp-send -H "apikey: <publishable key>" \\`,
   `       -H "content-type: application/json" -d '{"email":"you@example.com"}'`,
   `  open ${server.url}/ and sign in with the WorkOS emulator`,
 ].join("\n"));

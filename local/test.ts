@@ -15,6 +15,7 @@ try {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["test", "--allow-all", ...files],
     env: {
+      DENO_NO_PACKAGE_JSON: "1",
       TEST_DATABASE_URL: database.url,
       TEST_DATABASE_KIND: database.kind,
       TEST_DATABASE_POOL_MAX: String(database.poolSize),

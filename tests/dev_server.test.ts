@@ -28,7 +28,7 @@ Deno.test("npm run dev starts on a fresh clone with no environment and answers m
     assert.match(me.headers.get("content-type") ?? "", /application\/json/);
     assert.equal((await me.json()).code, "UNAUTHORIZED");
 
-    // verify_jwt: the printed anon key passes the gateway of a verify_jwt = true function.
+    // The printed anon key is an API key, not a user: `me` itself refuses it.
     const withKey = await fetch(`http://127.0.0.1:${port}/functions/v1/me`, {
       headers: { authorization: `Bearer ${anonKey}` },
     });

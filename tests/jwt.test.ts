@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { decodeJwt, decodeProtectedHeader, SignJWT } from "jose";
 import { createAccessTokens, type TokenSubject } from "../supabase/functions/_shared/jwt.ts";
+import { createJwtKeyring } from "../supabase/functions/_shared/signing_keys.ts";
 import { createHandler as createMeHandler } from "../supabase/functions/me/handler.ts";
 import { dbTest } from "./support/db.ts";
 import { testDeps, testJwtSecret, testSupabaseUrl } from "./support/deps.ts";
@@ -8,11 +9,10 @@ import { call } from "./support/http.ts";
 import { signInForTest } from "./support/sessions.ts";
 
 const issuer = `${testSupabaseUrl}/auth/v1`;
-const tokens = createAccessTokens({
-  jwtSecret: testJwtSecret,
-  issuer,
-  accessTokenTtlSeconds: 3600,
-});
+const tokens = createAccessTokens(
+  { issuer, accessTokenTtlSeconds: 3600 },
+  createJwtKeyring({ signingKeys: [], hs256Secret: testJwtSecret }),
+);
 const now = new Date("2026-11-22T12:00:00Z");
 const nowSeconds = now.getTime() / 1000;
 
@@ -21,6 +21,7 @@ const subject: TokenSubject = {
   email: "ada@example.test",
   phone: "",
   sessionId: "9f1c2d3e-4b5a-4697-8a1b-2c3d4e5f6a7b",
+  generation: 0,
   provider: "stytch",
   providers: ["stytch"],
   amrMethod: "otp",
@@ -67,6 +68,7 @@ Deno.test("mint issues the claims of SPEC §5 in Supabase Auth's shape", async (
     aal: "aal1",
     amr: [{ method: "otp", timestamp: nowSeconds - 5 }],
     session_id: subject.sessionId,
+    session_generation: 0,
     is_anonymous: false,
     app_metadata: {
       provider: "stytch",
@@ -123,7 +125,49 @@ const rejected: [string, () => Promise<string>, "invalid" | "expired"][] = [
   ["a sub that is not a uuid", () => sign(validClaims({ sub: "admin" })), "invalid"],
   ["garbage", () => Promise.resolve("not.a.jwt"), "invalid"],
   ["an empty string", () => Promise.resolve(""), "invalid"],
+  // SPEC §13.10: claims and signatures held to the letter.
+  ["exp 1e999 (never expires)", () => signText(claimsText({ exp: "1e999" })), "invalid"],
+  ["a fractional exp", () => sign(validClaims({ exp: nowSeconds + 60.5 })), "invalid"],
+  ["a string iat", () => sign(validClaims({ iat: String(nowSeconds) })), "invalid"],
+  ["a string nbf", () => sign(validClaims({ nbf: String(nowSeconds + 600) })), "invalid"],
+  ["an nbf in the future", () => sign(validClaims({ nbf: nowSeconds + 600 })), "invalid"],
+  ["role service_role", () => sign(validClaims({ role: "service_role" })), "invalid"],
+  ["no role", () => sign(validClaims({ role: undefined })), "invalid"],
+  ["a padded signature", async () => `${await sign(validClaims())}=`, "invalid"],
+  ["a signature with altered unused bits", async () => alterLowBits(await sign(validClaims())), "invalid"],
 ];
+
+/** The JSON text of valid claims with raw `overrides` spliced in (values as JSON text). */
+function claimsText(overrides: Record<string, string>): string {
+  const claims = { ...validClaims() } as Record<string, unknown>;
+  for (const key of Object.keys(overrides)) delete claims[key];
+  const raw = Object.entries(overrides).map(([key, value]) => `"${key}":${value}`).join(",");
+  return JSON.stringify(claims).replace(/^\{/, `{${raw},`);
+}
+
+/** HS256 over an exact payload text (JSON no library would write, such as 1e999). */
+async function signText(payload: string): Promise<string> {
+  const encode = (text: string) =>
+    btoa(text).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
+  const input = `${encode(JSON.stringify({ alg: "HS256", typ: "JWT" }))}.${encode(payload)}`;
+  const key = await crypto.subtle.importKey(
+    "raw",
+    new TextEncoder().encode(testJwtSecret),
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["sign"],
+  );
+  const mac = new Uint8Array(await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(input)));
+  return `${input}.${encode(String.fromCharCode(...mac))}`;
+}
+
+/** The same token whose signature's last character differs only in bits base64 ignores. */
+function alterLowBits(token: string): string {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  const last = alphabet.indexOf(token.at(-1)!);
+  // A 32-byte HMAC is 43 characters: the last one carries 4 bits and 2 unused ones.
+  return token.slice(0, -1) + alphabet[last ^ 1];
+}
 
 for (const [label, token, reason] of rejected) {
   Deno.test(`verify rejects ${label}`, async () => {

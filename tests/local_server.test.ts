@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { SignJWT } from "jose";
 import { parse as parseToml } from "smol-toml";
 import { startStytchEmulator } from "../local/emulators/stytch.ts";
 import { mintAnonKey, startLocalServer } from "../local/server.ts";
@@ -8,15 +7,6 @@ import { testEnv, testJwtSecret } from "./support/deps.ts";
 import { signInForTest } from "./support/sessions.ts";
 import { stytchEnv } from "./support/stytch.ts";
 import { testDeps } from "./support/deps.ts";
-
-/** A JWT of the project (any role), as the Edge gateway sees them. */
-function projectJwt(claims: Record<string, unknown>, secret = testJwtSecret): Promise<string> {
-  return new SignJWT(claims)
-    .setProtectedHeader({ alg: "HS256", typ: "JWT" })
-    .setIssuedAt()
-    .setExpirationTime("1h")
-    .sign(new TextEncoder().encode(secret));
-}
 
 async function withServer(fn: (functionsUrl: string) => Promise<void>): Promise<void> {
   const server = await startLocalServer({ env: testEnv(), sql: testSql() });
@@ -43,39 +33,36 @@ dbTest("the local server serves every function folder and 404s the rest", async 
   }
 });
 
-dbTest(
-  "functions with verify_jwt = true need a valid project JWT, the anon key included",
-  async () => {
-    await withServer(async (url) => {
-      const missing = await fetch(`${url}/me`);
-      assert.equal(missing.status, 401);
-      assert.deepEqual(await missing.json(), {
-        code: "UNAUTHORIZED",
-        message: "Missing authorization header",
-      });
-
-      const foreign = await projectJwt({ role: "anon" }, "another-secret-of-at-least-32-chars!");
-      const refused = await fetch(`${url}/me`, { headers: { authorization: `Bearer ${foreign}` } });
-      assert.equal(refused.status, 401);
-      assert.equal((await refused.json()).message, "Invalid JWT");
-
-      // The anon key passes the gateway; `me` itself then wants a platform access token.
-      const anonKey = await mintAnonKey(testJwtSecret);
-      const passed = await fetch(`${url}/me`, { headers: { authorization: `Bearer ${anonKey}` } });
-      assert.equal(passed.status, 401);
-      assert.equal((await passed.json()).message, "Access token is invalid");
-
-      const session = await signInForTest(testDeps());
-      const me = await fetch(`${url}/me`, {
-        headers: { authorization: `Bearer ${session.access_token}` },
-      });
-      assert.equal(me.status, 200);
-      assert.equal((await me.json()).person.id, session.person.id);
+dbTest("the local server has no gateway: each function checks its caller itself", async () => {
+  await withServer(async (url) => {
+    const missing = await fetch(`${url}/me`);
+    assert.equal(missing.status, 401);
+    assert.ok(missing.headers.get("x-request-id"));
+    assert.deepEqual(await missing.json(), {
+      code: "UNAUTHORIZED",
+      message: "Authorization: Bearer <access token> is required",
     });
-  },
-);
 
-dbTest("functions with verify_jwt = false are reached without a JWT", async () => {
+    // An API key is not a user: `me` wants a platform access token.
+    const anonKey = await mintAnonKey(testJwtSecret);
+    const withKey = await fetch(`${url}/me`, { headers: { authorization: `Bearer ${anonKey}` } });
+    assert.equal(withKey.status, 401);
+    assert.equal((await withKey.json()).message, "Access token is invalid");
+
+    const session = await signInForTest(testDeps());
+    const me = await fetch(`${url}/me`, {
+      headers: { authorization: `Bearer ${session.access_token}` },
+    });
+    assert.equal(me.status, 200);
+    assert.equal((await me.json()).person.id, session.person.id);
+
+    // otp-send wants an API key, and says so itself.
+    const noKey = await fetch(`${url}/otp-send`, { method: "POST" });
+    assert.equal((await noKey.json()).code, "STYTCH_NOT_CONFIGURED");
+  });
+});
+
+dbTest("functions of mode none are reached without any credential", async () => {
   await withServer(async (url) => {
     const res = await fetch(`${url}/refresh`, { method: "POST" });
     assert.equal(res.status, 400);
@@ -83,24 +70,29 @@ dbTest("functions with verify_jwt = false are reached without a JWT", async () =
   });
 });
 
-Deno.test("supabase/config.toml sets verify_jwt for every function as SPEC §4 says", async () => {
+dbTest("an unknown function and _shared are 404 JSON with a request id", async () => {
+  await withServer(async (url) => {
+    for (const name of ["no-such-function", "_shared"]) {
+      const res = await fetch(`${url}/${name}`);
+      assert.equal(res.status, 404);
+      assert.ok(res.headers.get("x-request-id"));
+      assert.equal((await res.json()).code, "NOT_FOUND");
+    }
+  });
+});
+
+Deno.test("supabase/config.toml sets verify_jwt = false for every function folder", async () => {
   const config = parseToml(
     await Deno.readTextFile(new URL("../supabase/config.toml", import.meta.url)),
   ) as { functions: Record<string, { verify_jwt: boolean }> };
-  const verifyJwt = Object.fromEntries(
-    Object.entries(config.functions).map(([name, settings]) => [name, settings.verify_jwt]),
-  );
-  assert.deepEqual(verifyJwt, {
-    "workos-login": false,
-    "workos-callback": false,
-    "otp-send": true,
-    "otp-verify": true,
-    refresh: false,
-    logout: true,
-    me: true,
-    "signup-webhook": false,
-    "whatsapp-webhook": false,
-  });
+  const folders: string[] = [];
+  for await (const entry of Deno.readDir(new URL("../supabase/functions/", import.meta.url))) {
+    if (entry.isDirectory && !entry.name.startsWith("_")) folders.push(entry.name);
+  }
+  assert.deepEqual(Object.keys(config.functions).sort(), folders.sort());
+  for (const [name, settings] of Object.entries(config.functions)) {
+    assert.equal(settings.verify_jwt, false, name);
+  }
 });
 
 dbTest(

@@ -122,7 +122,7 @@ dbTest("refresh rejects unknown, forged and foreign refresh tokens", async () =>
   bytes[bytes.length - 1] ^= 1;
   const forged = btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_")
     .replace(/=+$/, "");
-  const foreign = await createRefreshTokens("another-secret-with-at-least-32-chars!").issue({
+  const foreign = await createRefreshTokens(["another-secret-with-at-least-32-chars!"]).issue({
     sessionId: decodeJwt(session.access_token).session_id as string,
     counter: 0,
   });

@@ -11,6 +11,7 @@ import {
   type WorkosAuthOptions,
 } from "../../supabase/functions/_shared/workos.ts";
 import { testDatabaseUrl, testSql } from "./db.ts";
+import { testApiKeyEnv } from "./keys.ts";
 
 export const testJwtSecret = "test-jwt-secret-with-at-least-32-characters!!";
 export const testSupabaseUrl = "http://127.0.0.1:54321";
@@ -21,6 +22,7 @@ export function testEnv(overrides: Env = {}): Env {
     SUPABASE_URL: testSupabaseUrl,
     SUPABASE_DB_URL: testDatabaseUrl,
     JWT_SECRET: testJwtSecret,
+    ...testApiKeyEnv,
     ...overrides,
   };
 }

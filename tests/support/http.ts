@@ -1,11 +1,14 @@
 /** Calling handlers with real Requests, and reading what a client would see. */
 import type { Handler } from "../../supabase/functions/_shared/http.ts";
+import { testPublishableKey } from "./keys.ts";
 
 export interface CallOptions {
   method?: string;
   /** An object is sent as JSON; a string or bytes are sent as they are. */
   body?: unknown;
   token?: string;
+  /** The `apikey` header; the test publishable key unless given, none when null. */
+  apiKey?: string | null;
   headers?: Record<string, string>;
 }
 
@@ -16,7 +19,10 @@ export interface CallResult {
   body: any;
 }
 
-/** Sends a request to a handler as the local server would and parses its JSON answer. */
+/**
+ * Sends a request to a handler as the local server would and parses its JSON answer. Like
+ * supabase-js, it sends the project's publishable key as `apikey` unless told otherwise.
+ */
 export async function call(
   handler: Handler,
   path: string,
@@ -31,6 +37,8 @@ export async function call(
     if (!headers.has("content-type")) headers.set("content-type", "application/json");
   }
   if (options.token) headers.set("authorization", `Bearer ${options.token}`);
+  const apiKey = options.apiKey === undefined ? testPublishableKey : options.apiKey;
+  if (apiKey !== null && !headers.has("apikey")) headers.set("apikey", apiKey);
   const method = options.method ?? (body === undefined ? "GET" : "POST");
   const res = await handler(
     new Request(`http://127.0.0.1:54321/functions/v1/${path}`, { method, headers, body }),

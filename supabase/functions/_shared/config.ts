@@ -6,7 +6,9 @@
  * code can be deployed before a feature is turned on (SPEC §3).
  */
 import { z } from "zod";
+import { type ApiKeys, parseApiKeys } from "./api_keys.ts";
 import type { LogLevel } from "./log.ts";
+import { parseSigningKeys, type SigningKeyJwk } from "./signing_keys.ts";
 
 export type Env = Record<string, string | undefined>;
 
@@ -34,10 +36,20 @@ const urlList = z.string().transform((value, ctx) => {
 const coreSchema = z.object({
   SUPABASE_URL: httpUrl,
   SUPABASE_DB_URL: z.string().regex(/^postgres(ql)?:\/\//, "must be a postgres:// URL"),
-  JWT_SECRET: secret,
+  JWT_SIGNING_KEYS: z.string().optional(),
+  JWT_SECRET: secret.optional(),
+  SESSION_SECRET: secret.optional(),
   ACCESS_TOKEN_TTL_SECONDS: positiveInt.default(3600),
   SIGNUP_MODE: z.enum(["open", "invite"], { error: "must be open or invite" }).default("open"),
   TRUSTED_PROXY_HOPS: z.coerce.number().int().min(0).max(10).default(1),
+  SUPABASE_EMAIL_CONFIRMATION: z.enum(["required", "off"], { error: "must be required or off" })
+    .default("required"),
+}).refine((v) => v.JWT_SIGNING_KEYS || v.JWT_SECRET, {
+  path: ["JWT_SECRET"],
+  message: "is missing (set JWT_SECRET or JWT_SIGNING_KEYS)",
+}).refine((v) => v.SESSION_SECRET || v.JWT_SECRET, {
+  path: ["SESSION_SECRET"],
+  message: "is missing (set SESSION_SECRET or JWT_SECRET)",
 });
 
 const databaseSchema = z.object({
@@ -78,11 +90,23 @@ export interface CoreConfig {
   /** `${SUPABASE_URL}/auth/v1`, the issuer Supabase Auth itself uses. */
   issuer: string;
   databaseUrl: string;
-  jwtSecret: string;
+  /** The legacy HS256 secret: signs when there is no signing key, verifies while it is set. */
+  jwtSecret?: string;
+  /** JWT_SIGNING_KEYS: the first signs new access tokens, every one verifies (by `kid`). */
+  signingKeys: SigningKeyJwk[];
+  /** Refresh-token secrets: the first issues (SESSION_SECRET), every one opens (then JWT_SECRET). */
+  sessionSecrets: string[];
+  /** The project's publishable and secret API keys (SUPABASE_PUBLISHABLE_KEYS, …). */
+  apiKeys: ApiKeys;
   accessTokenTtlSeconds: number;
   signupMode: "open" | "invite";
   /** Proxies in front of the functions: the client IP is the x-forwarded-for hop they added. */
   trustedProxyHops: number;
+  /**
+   * SUPABASE_EMAIL_CONFIRMATION: `required` (Supabase's default "Confirm email") or `off`, when
+   * auth.users.email_confirmed_at proves nothing.
+   */
+  emailConfirmation: "required" | "off";
 }
 
 export interface StytchConfig {
@@ -130,15 +154,7 @@ export function loadConfig(env: Env): Config {
   const logLevel = logLevels.find((level) => level === env.LOG_LEVEL?.trim()) ?? "info";
   return {
     logLevel,
-    core: feature(coreSchema, env, (v) => ({
-      supabaseUrl: v.SUPABASE_URL.replace(/\/+$/, ""),
-      issuer: `${v.SUPABASE_URL.replace(/\/+$/, "")}/auth/v1`,
-      databaseUrl: v.SUPABASE_DB_URL,
-      jwtSecret: v.JWT_SECRET,
-      accessTokenTtlSeconds: v.ACCESS_TOKEN_TTL_SECONDS,
-      signupMode: v.SIGNUP_MODE,
-      trustedProxyHops: v.TRUSTED_PROXY_HOPS,
-    })),
+    core: coreFeature(env),
     database: feature(databaseSchema, env, (v) => ({ url: v.SUPABASE_DB_URL })),
     stytch: feature(stytchSchema, env, (v) => ({
       projectId: v.STYTCH_PROJECT_ID,
@@ -165,6 +181,41 @@ export function loadConfig(env: Env): Config {
   };
 }
 
+/** The core settings, with the signing keys and API keys parsed (SPEC §3, §9). */
+function coreFeature(env: Env): Feature<CoreConfig> {
+  const core = feature(coreSchema, env, (v) => v);
+  if (!core.ok) return core;
+  const v = core.value;
+  const signingKeys = v.JWT_SIGNING_KEYS ? parseSigningKeys(v.JWT_SIGNING_KEYS) : null;
+  if (signingKeys && !signingKeys.ok) {
+    return {
+      ok: false,
+      variable: "JWT_SIGNING_KEYS",
+      message: signingKeys.message,
+      malformed: true,
+    };
+  }
+  const apiKeys = parseApiKeys(env);
+  if (!apiKeys.ok) return { ...apiKeys, malformed: true };
+  const supabaseUrl = v.SUPABASE_URL.replace(/\/+$/, "");
+  return {
+    ok: true,
+    value: {
+      supabaseUrl,
+      issuer: `${supabaseUrl}/auth/v1`,
+      databaseUrl: v.SUPABASE_DB_URL,
+      jwtSecret: v.JWT_SECRET,
+      signingKeys: signingKeys?.keys ?? [],
+      sessionSecrets: [v.SESSION_SECRET, v.JWT_SECRET].filter((s): s is string => !!s),
+      apiKeys: apiKeys.keys,
+      accessTokenTtlSeconds: v.ACCESS_TOKEN_TTL_SECONDS,
+      signupMode: v.SIGNUP_MODE,
+      trustedProxyHops: v.TRUSTED_PROXY_HOPS,
+      emailConfirmation: v.SUPABASE_EMAIL_CONFIRMATION,
+    },
+  };
+}
+
 /** Reads the schema's variables from env (empty counts as unset) and reports the first problem. */
 function feature<S extends z.ZodObject, T>(
   schema: S,
@@ -175,7 +226,9 @@ function feature<S extends z.ZodObject, T>(
   const input = Object.fromEntries(names.map((name) => [name, env[name]?.trim() || undefined]));
   const parsed = schema.safeParse(input);
   if (parsed.success) return { ok: true, value: build(parsed.data) };
-  const issue = parsed.error.issues[0];
+  // A variable that is set but malformed is reported before one that is missing.
+  const issues = parsed.error.issues;
+  const issue = issues.find((i) => input[String(i.path[0])] !== undefined) ?? issues[0];
   const variable = String(issue.path[0] ?? names[0]);
   if (input[variable] === undefined) {
     const message = issue.code === "custom"

@@ -5,8 +5,14 @@
  * trip.
  */
 import postgres from "postgres";
+import { HttpError } from "./http.ts";
 
 export type Sql = postgres.Sql;
+
+/** The deadline of every SQL call, taking a connection included (SPEC §13.6). */
+export const sqlDeadlineMs = 5_000; // 5 s
+/** What a client is told to wait after the database was unavailable. */
+const retryAfterSeconds = 5;
 
 /**
  * One pool per process. `prepare: false` because Supabase's transaction pooler (port 6543) cannot
@@ -17,10 +23,20 @@ export function connectDatabase(url: string, options: { max?: number } = {}): Sq
     prepare: false,
     max: options.max ?? 5,
     idle_timeout: 60,
-    connect_timeout: 10,
+    connect_timeout: sqlDeadlineMs / 1000,
     onnotice: () => {},
     connection: { application_name: "platform-auth-functions" },
   });
+}
+
+/** 503 DATABASE_UNAVAILABLE with Retry-After: what a request gets when Postgres cannot answer. */
+export function databaseUnavailable(): HttpError {
+  return new HttpError(
+    503,
+    "DATABASE_UNAVAILABLE",
+    "The database is unavailable; try again shortly",
+    { "retry-after": String(retryAfterSeconds) },
+  );
 }
 
 /** A value `callFunction` can pass: objects and arrays travel as JSON (for jsonb parameters). */
@@ -65,8 +81,62 @@ export async function callFunction<T>(
   const list = texts.map((text, i) =>
     `${names[i]} => ${text === null ? literal(values[i]) : `${tag}${text}${tag}`}`
   );
-  const [row] = await sql.unsafe(`select ${name}(${list.join(", ")}) as result`);
+  const [row] = await withDeadline(sql.unsafe(`select ${name}(${list.join(", ")}) as result`));
   return row.result as T;
+}
+
+/**
+ * The query's rows, or 503 DATABASE_UNAVAILABLE when it has not answered within the deadline or
+ * the database cannot be reached. A query past its deadline is cancelled on the server, so its
+ * one statement rolls back rather than finishing unseen.
+ */
+async function withDeadline<T>(query: Promise<T> & { cancel(): void }): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<"deadline">((resolve) => {
+    timer = setTimeout(() => resolve("deadline"), sqlDeadlineMs);
+  });
+  try {
+    const result = await Promise.race([query, deadline]);
+    if (result === "deadline") {
+      query.catch(() => {}); // its cancellation arrives later; nobody waits for it
+      query.cancel();
+      throw databaseUnavailable();
+    }
+    return result;
+  } catch (error) {
+    if (isUnreachable(error)) throw databaseUnavailable();
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** postgres.js's and the network's ways of saying the database is not there right now. */
+const unreachableCodes = new Set([
+  "CONNECTION_CLOSED",
+  "CONNECTION_ENDED",
+  "CONNECTION_DESTROYED",
+  "CONNECT_TIMEOUT",
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "EPIPE",
+  "ETIMEDOUT",
+  "ENOTFOUND",
+  "57P01", // admin_shutdown
+  "57P02", // crash_shutdown
+  "57P03", // cannot_connect_now
+  "53300", // too_many_connections
+]);
+
+function isUnreachable(error: unknown): boolean {
+  if (
+    error instanceof Deno.errors.ConnectionRefused || error instanceof Deno.errors.ConnectionReset
+  ) {
+    return true;
+  }
+  const code = (error as { code?: unknown })?.code;
+  // SQLSTATE class 08: connection exceptions.
+  return typeof code === "string" && (unreachableCodes.has(code) || code.startsWith("08"));
 }
 
 /** The text of a string-like argument (to be dollar-quoted), or null for a bare literal. */

@@ -1,16 +1,20 @@
 /**
- * The platform JWT (SPEC §5): HS256 with the project's JWT secret, claims in the shape Supabase
- * Auth issues, `sub` = person id, so `auth.uid()` in row-level security resolves to the person.
+ * The platform JWT (SPEC §5, §9): claims in the shape Supabase Auth issues, `sub` = person id, so
+ * `auth.uid()` in row-level security resolves to the person. Signed with the first key of
+ * JWT_SIGNING_KEYS (ES256/RS256, with its `kid`), else HS256 with the legacy JWT secret; verified
+ * by `kid` with the key's own algorithm, or HS256 while the secret is set (signing_keys.ts).
  */
-import { CompactSign, compactVerify } from "jose";
 import type { JWTPayload } from "jose";
+import type { JwtKeyring } from "./signing_keys.ts";
 
-/** Who and what a token is for; comes from the session payload of identity.session_payload(). */
+/** Who and what a token is for; comes from the session payload of the session SQL. */
 export interface TokenSubject {
   personId: string;
   email: string;
   phone: string;
   sessionId: string;
+  /** The session's refresh generation when the token was minted (bearer renewal checks it). */
+  generation: number;
   provider: "stytch" | "workos";
   providers: string[];
   amrMethod: "otp" | "sso/oauth";
@@ -28,6 +32,8 @@ export interface PlatformClaims extends JWTPayload {
   email: string;
   phone: string;
   session_id: string;
+  /** The session's refresh generation at minting: an older one cannot be renewed by bearer. */
+  session_generation: number;
   is_anonymous: boolean;
   aal: string;
   amr: { method: string; timestamp: number }[];
@@ -48,61 +54,38 @@ export type VerifyResult =
 
 export interface AccessTokens {
   mint(subject: TokenSubject, now: Date): Promise<MintedToken>;
-  /** A platform access token: HS256 with our secret, our issuer, audience `authenticated`. */
+  /** A platform access token: one of our keys, our issuer, audience and role `authenticated`. */
   verify(token: string, now: Date): Promise<VerifyResult>;
 }
 
 const audience = "authenticated";
-const header = { alg: "HS256", typ: "JWT" };
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const clockToleranceSeconds = 30;
 const verifiedCacheSize = 1024;
 
-/** Imports the HMAC key once; mint and verify reuse it for the life of the process. */
+/** Mint and verify with `keyring` (its keys imported once, when it was built). */
 export function createAccessTokens(
-  config: { jwtSecret: string; issuer: string; accessTokenTtlSeconds: number },
+  config: { issuer: string; accessTokenTtlSeconds: number },
+  keyring: JwtKeyring,
 ): AccessTokens {
-  const key = crypto.subtle.importKey(
-    "raw",
-    encoder.encode(config.jwtSecret),
-    { name: "HMAC", hash: "SHA-256" },
-    false,
-    ["sign", "verify"],
-  );
-
   // Tokens already verified: a session's token comes back on every request, so a repeat skips the
-  // HMAC and the parsing. Only tokens that passed every check are kept, keyed by their whole text;
-  // expiry is checked again on every hit; the oldest entries go first.
+  // signature and the parsing. Only tokens that passed every check are kept, keyed by their whole
+  // text; expiry is checked again on every hit; the oldest entries go first.
   const verified = new Map<string, PlatformClaims>();
 
-  /**
-   * jose checks the signature (HS256 only: `alg: none` and every other algorithm are refused); the
-   * claims checks are ours, the few SPEC §5 asks for.
-   */
-  async function check(token: string, now: Date): Promise<VerifyResult> {
-    const nowSeconds = now.getTime() / 1000;
-    let claims = verified.get(token);
-    if (!claims) {
-      try {
-        const { payload } = await compactVerify(token, await key, { algorithms: ["HS256"] });
-        claims = JSON.parse(decoder.decode(payload)) as PlatformClaims;
-      } catch {
-        return { ok: false, reason: "invalid" };
-      }
-      if (
-        typeof claims !== "object" || claims === null || typeof claims.exp !== "number" ||
-        claims.iss !== config.issuer || !hasAudience(claims.aud, audience) ||
-        (typeof claims.nbf === "number" && claims.nbf > nowSeconds + clockToleranceSeconds)
-      ) {
-        return { ok: false, reason: "invalid" };
-      }
-      if (verified.size >= verifiedCacheSize) verified.delete(verified.keys().next().value!);
-      verified.set(token, claims);
+  /** The claims of a token whose signature and claims check out, or why not. */
+  async function check(token: string, nowSeconds: number): Promise<VerifyResult> {
+    const signed = await keyring.verify(token);
+    if (!signed) return { ok: false, reason: "invalid" };
+    let claims: unknown;
+    try {
+      claims = JSON.parse(decoder.decode(signed.payload));
+    } catch {
+      return { ok: false, reason: "invalid" };
     }
-    if (claims.exp <= nowSeconds - clockToleranceSeconds) {
-      verified.delete(token);
-      return { ok: false, reason: "expired" };
+    if (!isPlatformClaims(claims, config.issuer, nowSeconds)) {
+      return { ok: false, reason: "invalid" };
     }
     return { ok: true, claims };
   }
@@ -133,26 +116,50 @@ export function createAccessTokens(
         aal: "aal1",
         amr: [{ method: subject.amrMethod, timestamp: subject.amrTimestamp }],
         session_id: subject.sessionId,
+        session_generation: subject.generation,
         is_anonymous: false,
       };
-      // CompactSign over our own JSON: SignJWT would deep-copy and re-validate claims we built.
-      const token = await new CompactSign(encoder.encode(JSON.stringify(claims)))
-        .setProtectedHeader(header)
-        .sign(await key);
+      const token = await keyring.sign(encoder.encode(JSON.stringify(claims)));
       return { token, expiresIn: exp - iat, expiresAt: exp };
     },
 
     async verify(token, now) {
-      const result = await check(token, now);
-      if (!result.ok) return result;
-      const { sub, session_id } = result.claims;
-      // Tokens we mint always carry both as UUIDs; anything else is not a platform session token.
-      if (!isUuid(sub) || !isUuid(session_id)) {
-        return { ok: false, reason: "invalid" };
+      const nowSeconds = now.getTime() / 1000;
+      let claims = verified.get(token);
+      if (!claims) {
+        const result = await check(token, nowSeconds);
+        if (!result.ok) return result;
+        claims = result.claims;
+        if (verified.size >= verifiedCacheSize) verified.delete(verified.keys().next().value!);
+        verified.set(token, claims);
       }
-      return result;
+      if (claims.exp <= nowSeconds - clockToleranceSeconds) {
+        verified.delete(token);
+        return { ok: false, reason: "expired" };
+      }
+      return { ok: true, claims };
     },
   };
+}
+
+/**
+ * The checks SPEC §5 and §13.10 ask of a platform token's claims (the expiry aside, which is
+ * re-checked on every use): our issuer and audience, role `authenticated`, `exp`/`iat`/`nbf` finite
+ * integers, not before `nbf`, and a person and session that are UUIDs.
+ */
+function isPlatformClaims(
+  claims: unknown,
+  issuer: string,
+  nowSeconds: number,
+): claims is PlatformClaims {
+  if (typeof claims !== "object" || claims === null || Array.isArray(claims)) return false;
+  const c = claims as Record<string, unknown>;
+  return c.iss === issuer && hasAudience(c.aud, audience) && c.role === "authenticated" &&
+    Number.isSafeInteger(c.exp) && Number.isSafeInteger(c.iat) &&
+    (c.nbf === undefined ||
+      (Number.isSafeInteger(c.nbf) && (c.nbf as number) <= nowSeconds + clockToleranceSeconds)) &&
+    Number.isSafeInteger(c.session_generation ?? 0) &&
+    isUuid(c.sub) && isUuid(c.session_id);
 }
 
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

@@ -13,12 +13,18 @@
  *   }, async (_req, { core, claims, now }) => json(await readMe(core.sql, …, now)));
  * }
  */
-import { authenticateUser, type AuthMode, type Caller } from "./auth.ts";
+import { authenticate, type AuthMode, type Caller } from "./auth.ts";
 import { clientIp } from "./client_ip.ts";
 import type { Deps } from "./deps.ts";
 import { corsHeaders, errorResponse, type Handler, HttpError, withHeaders } from "./http.ts";
 import { errorFields, type Logger } from "./log.ts";
-import { type FeatureName, optionalFeature, requireFeature, type Services } from "./services.ts";
+import {
+  type FeatureName,
+  notConfigured,
+  optionalFeature,
+  requireFeature,
+  type Services,
+} from "./services.ts";
 
 export interface HandlerSpec<
   Required extends FeatureName,
@@ -91,12 +97,15 @@ export function defineHandler<
         allow,
       });
     }
+    // A malformed core setting (not a missing feature) breaks every function alike (SPEC §13.11).
+    const { core } = deps.config;
+    if (!core.ok && core.malformed) throw notConfigured("core", core.message);
     const ctx: Record<string, unknown> = { ...context };
     for (const feature of spec.requires) ctx[feature] = await requireFeature(deps, feature);
     for (const feature of spec.optional ?? []) ctx[feature] = await optionalFeature(deps, feature);
-    if (spec.auth === "user") {
-      const { tokens } = await requireFeature(deps, "core");
-      ctx.claims = await authenticateUser(req, tokens, context.now);
+    if (spec.auth !== "none") {
+      const services = await requireFeature(deps, "core");
+      Object.assign(ctx, await authenticate(req, spec.auth, services, context.now));
     }
     return await handle(req, ctx as Context<Required, Optional, Auth>);
   }

@@ -9,14 +9,19 @@ export type ProvisionResult =
   | { person_id: string; workspace_id: string | null; email_conflict: boolean }
   | { ignored: string };
 
-/** Provisions the auth user `userId` (person, own workspace, welcome email, app metadata). */
+/**
+ * Provisions the auth user `userId` (person, own workspace, welcome email, app metadata).
+ * `emailConfirmation: "off"` (SUPABASE_EMAIL_CONFIRMATION) means Supabase Auth confirms emails
+ * without asking the user: the email then proves nothing and stays off the person.
+ */
 export async function provisionAuthUser(
   sql: Sql,
-  userId: string,
+  user: { userId: string; emailConfirmation: "required" | "off" },
   now: Date,
 ): Promise<ProvisionResult> {
   return await callFunction(sql, "identity.provision_auth_user", {
-    p_user_id: userId,
+    p_user_id: user.userId,
+    p_email_confirmation_proves: user.emailConfirmation === "required",
     p_now: now,
   });
 }

@@ -23,33 +23,21 @@ const counterBytes = 8;
 const macBytes = 32;
 const refreshTokenBytes = uuidBytes + counterBytes + macBytes;
 
-/** Refresh tokens MACed under HMAC-SHA256(JWT secret, label): a key used for nothing else. */
-export function createRefreshTokens(jwtSecret: string): RefreshTokens {
-  const key = (async () => {
-    const secretKey = await crypto.subtle.importKey(
-      "raw",
-      new TextEncoder().encode(jwtSecret),
-      { name: "HMAC", hash: "SHA-256" },
-      false,
-      ["sign"],
-    );
-    const derived = await crypto.subtle.sign(
-      "HMAC",
-      secretKey,
-      new TextEncoder().encode(refreshKeyLabel),
-    );
-    return crypto.subtle.importKey("raw", derived, { name: "HMAC", hash: "SHA-256" }, false, [
-      "sign",
-      "verify",
-    ]);
-  })();
+/**
+ * Refresh tokens MACed under HMAC-SHA256(secret, label), a key used for nothing else. The first
+ * secret issues (SESSION_SECRET when set); every secret opens, so tokens issued under JWT_SECRET
+ * keep working while it is set and their successors move to SESSION_SECRET.
+ */
+export function createRefreshTokens(secrets: string[]): RefreshTokens {
+  if (secrets.length === 0) throw new TypeError("Cannot create refresh tokens: no secret");
+  const keys = secrets.map(deriveKey);
 
   return {
     async issue({ sessionId, counter }) {
       const body = new Uint8Array(uuidBytes + counterBytes);
       body.set(uuidToBytes(sessionId));
       new DataView(body.buffer).setBigUint64(uuidBytes, BigInt(counter));
-      const mac = new Uint8Array(await crypto.subtle.sign("HMAC", await key, body));
+      const mac = new Uint8Array(await crypto.subtle.sign("HMAC", await keys[0], body));
       const token = new Uint8Array(refreshTokenBytes);
       token.set(body);
       token.set(mac, body.length);
@@ -62,11 +50,34 @@ export function createRefreshTokens(jwtSecret: string): RefreshTokens {
       const body = bytes.subarray(0, uuidBytes + counterBytes);
       const mac = bytes.subarray(uuidBytes + counterBytes);
       // crypto.subtle.verify compares the MAC in constant time.
-      if (!await crypto.subtle.verify("HMAC", await key, mac, body)) return null;
+      let genuine = false;
+      for (const key of keys) {
+        if (await crypto.subtle.verify("HMAC", await key, mac, body)) genuine = true;
+      }
+      if (!genuine) return null;
       const counter = new DataView(body.buffer, body.byteOffset).getBigUint64(uuidBytes);
       return { sessionId: bytesToUuid(body.subarray(0, uuidBytes)), counter: Number(counter) };
     },
   };
+}
+
+async function deriveKey(secret: string): Promise<CryptoKey> {
+  const secretKey = await crypto.subtle.importKey(
+    "raw",
+    new TextEncoder().encode(secret),
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["sign"],
+  );
+  const derived = await crypto.subtle.sign(
+    "HMAC",
+    secretKey,
+    new TextEncoder().encode(refreshKeyLabel),
+  );
+  return crypto.subtle.importKey("raw", derived, { name: "HMAC", hash: "SHA-256" }, false, [
+    "sign",
+    "verify",
+  ]);
 }
 
 function uuidToBytes(uuid: string): Uint8Array {

@@ -6,6 +6,7 @@
  * Services are built once per process (per `Deps`), on the first request that needs them; the
  * modules behind them are imported then, so a function loads only what its requests use.
  */
+import type { ApiKeyMatcher } from "./api_keys.ts";
 import type { CoreConfig, Feature, WhatsappConfig, WorkosConfig } from "./config.ts";
 import type { Sql } from "./db.ts";
 import type { Deps } from "./deps.ts";
@@ -21,6 +22,8 @@ export interface CoreServices {
   config: CoreConfig;
   sql: Sql;
   tokens: SessionTokens;
+  /** The project's publishable and secret keys, hashed once. */
+  apiKeys: ApiKeyMatcher;
 }
 
 export interface WorkosServices {
@@ -65,8 +68,11 @@ const features: { [F in FeatureName]: FeatureDefinition<Services[F]> } = {
       if (!config.core.ok) return config.core;
       if (!sql) return { ok: false, message: "SUPABASE_DB_URL is missing" };
       const { createSessionTokens } = await import("./tokens.ts");
+      const { createApiKeyMatcher } = await import("./api_keys.ts");
       const core = config.core.value;
-      return { ok: true, value: { config: core, sql, tokens: createSessionTokens(core) } };
+      const tokens = createSessionTokens(core);
+      const apiKeys = createApiKeyMatcher(core.apiKeys);
+      return { ok: true, value: { config: core, sql, tokens, apiKeys } };
     },
   },
   database: {

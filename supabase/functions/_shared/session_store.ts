@@ -71,15 +71,20 @@ export async function rotateRefreshToken(
   });
 }
 
-/** The session behind a valid access token, or null when it was revoked or expired. */
+/**
+ * The session behind a valid access token, for a bearer-only refresh: its payload; `renewable:
+ * false` when the token is of an older refresh generation or the session's last sign-in or
+ * rotation is too long ago (SPEC §13.3); null when the session was revoked or expired.
+ */
 export async function liveSession(
   sql: Sql,
-  session: { sessionId: string; personId: string },
+  session: { sessionId: string; personId: string; generation: number },
   now: Date,
-): Promise<SessionPayload | null> {
+): Promise<SessionPayload | { renewable: false } | null> {
   return await callFunction(sql, "identity.live_session", {
     p_session_id: session.sessionId,
     p_person_id: session.personId,
+    p_generation: session.generation,
     p_now: now,
   });
 }

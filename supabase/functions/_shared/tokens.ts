@@ -7,15 +7,23 @@ import { type AccessTokens, createAccessTokens, type TokenSubject } from "./jwt.
 import type { Person } from "./person.ts";
 import { createRefreshTokens, type RefreshTokens } from "./refresh_tokens.ts";
 import type { SessionPayload } from "./session_store.ts";
+import { createJwtKeyring, type JwtKeyring } from "./signing_keys.ts";
 
 export interface SessionTokens {
   access: AccessTokens;
   refresh: RefreshTokens;
+  /** The JWT keys: the jwks function publishes them, the API-key check reads legacy keys. */
+  keyring: JwtKeyring;
 }
 
 /** Access and refresh token codecs for a deployment; keys are derived and imported once. */
 export function createSessionTokens(core: CoreConfig): SessionTokens {
-  return { access: createAccessTokens(core), refresh: createRefreshTokens(core.jwtSecret) };
+  const keyring = createJwtKeyring({ signingKeys: core.signingKeys, hs256Secret: core.jwtSecret });
+  return {
+    access: createAccessTokens(core, keyring),
+    refresh: createRefreshTokens(core.sessionSecrets),
+    keyring,
+  };
 }
 
 export interface TokenResponse {
@@ -61,6 +69,7 @@ function tokenSubject(payload: SessionPayload): TokenSubject {
     email: claims.email,
     phone: claims.phone,
     sessionId: payload.session_id,
+    generation: payload.refresh_counter,
     provider: claims.provider,
     providers: claims.providers,
     amrMethod: claims.amr_method,

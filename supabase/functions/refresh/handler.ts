@@ -5,7 +5,9 @@
  * the whole session is revoked.
  *
  * `POST` with no body and `Authorization: Bearer <access token>` answers a fresh access token for
- * the same live session (refresh before expiry), without a refresh token.
+ * the same live session (refresh before expiry), without a refresh token. Only a token of the
+ * session's current refresh generation is renewed, and not later than 24 h after the session's
+ * last sign-in or rotation, so a leaked access token cannot be kept alive for ever.
  */
 import { z } from "zod";
 import { authenticateUser, sessionRevoked } from "../_shared/auth.ts";
@@ -35,10 +37,20 @@ export function createHandler(deps: Deps): Handler {
       const body = await readBody(req, maxJsonBodyBytes);
 
       if (body.length === 0 && req.headers.has("authorization")) {
-        const claims = await authenticateUser(req, core.tokens, now);
-        const session = { sessionId: claims.session_id, personId: claims.sub };
-        const live = await liveSession(core.sql, session, now);
+        const claims = await authenticateUser(req, core, now);
+        const live = await liveSession(core.sql, {
+          sessionId: claims.session_id,
+          personId: claims.sub,
+          generation: claims.session_generation ?? 0,
+        }, now);
         if (!live) throw sessionRevoked();
+        if ("renewable" in live) {
+          throw new HttpError(
+            401,
+            "UNAUTHORIZED",
+            "This access token can no longer be renewed; refresh with the refresh token",
+          );
+        }
         return json(
           await tokenResponse(core.tokens, live, now, { withRefreshToken: false }),
           200,

@@ -1,0 +1,162 @@
+-- Hardening from an outside attack review (SPEC §13).
+--
+-- §13.3 A leaked access token cannot be renewed for ever: the bearer-only refresh renews only a
+--       token of the session's current refresh generation, and never later than 24 h after the
+--       session's last sign-in or rotation.
+-- §13.4 With SUPABASE_EMAIL_CONFIRMATION=off, auth.users.email_confirmed_at proves nothing: such a
+--       user's email is not put on the person, links no account and accepts no invitation.
+-- §13.7 No function in identity or whatsapp is executable by anon or authenticated, including
+--       functions added later: PostgreSQL grants EXECUTE to PUBLIC by default for every new
+--       function, and that global default can only be revoked for a role, not per schema (a
+--       per-schema `revoke` is a no-op). So it is revoked for the role that runs the migrations.
+--       Schemas with their own explicit default grants (Supabase's `public`) keep them.
+
+do $$
+begin
+  execute format('alter default privileges for role %I revoke execute on functions from public',
+    current_user);
+end
+$$;
+
+-- Policy numbers, one more: how long after its last sign-in or rotation a session's access token
+-- may still be renewed without the refresh token.
+create or replace function identity.policy(p_name text) returns integer
+language plpgsql immutable
+set search_path = pg_catalog
+as $$
+begin
+  case p_name
+    -- Sessions
+    when 'session_ttl_seconds' then return 60 * 60 * 24 * 30;  -- 30 days without a refresh
+    when 'refresh_reuse_grace_seconds' then return 10;        -- a concurrent refresh's window
+    when 'bearer_renewal_seconds' then return 60 * 60 * 24;   -- bearer-only refresh, after sign-in or rotation
+    -- Stytch OTP
+    when 'otp_window_seconds' then return 60 * 60;             -- the sliding window of the limits
+    when 'otp_email_gap_seconds' then return 60;               -- one send per email per minute
+    when 'otp_sends_per_email' then return 5;                  -- per window
+    when 'otp_sends_per_ip' then return 30;                    -- per window
+    when 'otp_attempts_per_code' then return 5;                -- wrong codes per sent code
+    -- Housekeeping
+    when 'sweep_batch_rows' then return 100;                   -- rows one sweep removes at most
+  end case;
+end
+$$;
+
+-- The live session behind an access token, for a bearer-only refresh:
+--   null                    the session is revoked or expired (SESSION_REVOKED);
+--   {renewable: false}      the token is of an older refresh generation, or the session's last
+--                           sign-in or rotation is more than bearer_renewal_seconds ago;
+--   the session payload     otherwise.
+drop function identity.live_session(uuid, uuid, timestamptz);
+create function identity.live_session(
+  p_session_id uuid,
+  p_person_id uuid,
+  p_generation bigint,
+  p_now timestamptz
+) returns jsonb
+language plpgsql stable
+set search_path = pg_catalog, extensions
+as $$
+declare
+  v_session identity.session;
+begin
+  select * into v_session
+  from identity.session s
+  where s.id = p_session_id and s.person_id = p_person_id
+    and s.revoked_at is null and s.expires_at > p_now;
+  if not found then
+    return null;
+  end if;
+  if v_session.refresh_counter <> p_generation
+    or coalesce(v_session.refreshed_at, v_session.created_at)
+      + make_interval(secs => identity.policy('bearer_renewal_seconds')) <= p_now then
+    return jsonb_build_object('renewable', false);
+  end if;
+  return identity.session_payload(v_session);
+end
+$$;
+
+-- Provisions a Supabase Auth user (same contract as before), with p_email_confirmation_proves:
+-- false when Supabase Auth confirms emails without asking the user (SUPABASE_EMAIL_CONFIRMATION=off),
+-- so email_confirmed_at proves nothing and the email stays off the person.
+drop function identity.provision_auth_user(uuid, timestamptz);
+create function identity.provision_auth_user(
+  p_user_id uuid,
+  p_email_confirmation_proves boolean,
+  p_now timestamptz
+) returns jsonb
+language plpgsql
+set search_path = pg_catalog, extensions
+as $$
+declare
+  v_user record;
+  v_email extensions.citext;
+  v_confirmed boolean;
+  v_name text;
+  v_holder uuid;
+  v_conflict boolean := false;
+  v_result jsonb;
+begin
+  select u.id, u.email, u.email_confirmed_at, u.raw_user_meta_data, u.raw_app_meta_data,
+    u.is_anonymous
+  into v_user
+  from auth.users u
+  where u.id = p_user_id
+  for update;
+  if not found then
+    return jsonb_build_object('ignored', 'user_not_found');
+  end if;
+  if v_user.is_anonymous then
+    return jsonb_build_object('ignored', 'anonymous_user');
+  end if;
+
+  v_email := nullif(btrim(v_user.email), '');
+  v_confirmed := p_email_confirmation_proves and v_user.email_confirmed_at is not null
+    and v_email is not null;
+  v_name := left(coalesce(
+    nullif(btrim(v_user.raw_user_meta_data ->> 'full_name'), ''),
+    nullif(btrim(v_user.raw_user_meta_data ->> 'name'), '')
+  ), 200);
+
+  insert into identity.person (id, display_name, created_at, updated_at)
+  values (v_user.id, v_name, p_now, p_now)
+  on conflict (id) do nothing;
+
+  -- A confirmed email becomes the person's, unless another person already holds it.
+  if v_confirmed and length(v_email) <= 254 and position('@' in v_email) > 1 then
+    select p.id into v_holder from identity.person p where p.email = v_email;
+    if v_holder is null then
+      begin
+        update identity.person set email = v_email, updated_at = p_now
+        where id = v_user.id and email is null;
+      exception when unique_violation then
+        v_conflict := true; -- taken by a concurrent sign-in in the meantime
+      end;
+    elsif v_holder <> v_user.id then
+      v_conflict := true;
+    end if;
+  end if;
+
+  -- An unproven email gets no welcome email either: nobody showed it is theirs.
+  v_result := identity.provision_person(
+    v_user.id,
+    case when v_confirmed or p_email_confirmation_proves then v_email end,
+    v_confirmed,
+    coalesce(v_name, split_part(v_email, '@', 1)),
+    p_now
+  );
+
+  if v_result ->> 'workspace_id' is distinct from v_user.raw_app_meta_data ->> 'workspace_id'
+    or v_result ->> 'workspace_role' is distinct from v_user.raw_app_meta_data ->> 'workspace_role' then
+    update auth.users
+    set raw_app_meta_data = coalesce(raw_app_meta_data, '{}'::jsonb)
+      || jsonb_build_object('workspace_id', v_result -> 'workspace_id', 'workspace_role', v_result -> 'workspace_role')
+    where id = v_user.id;
+  end if;
+
+  return v_result || jsonb_build_object('email_conflict', v_conflict);
+end
+$$;
+
+revoke execute on all functions in schema identity from public, anon, authenticated;
+revoke execute on all functions in schema whatsapp from public, anon, authenticated;
