@@ -129,7 +129,7 @@ dbTest(
 );
 
 dbTest(
-  "over HTTP: otp-send and otp-verify need a project JWT, and Stytch is not called without one",
+  "over HTTP: otp-send and otp-verify need a project API key, and Stytch is not called without one",
   async () => {
     await using stack = await startStack();
     const email = uniqueEmail("nojwt");
@@ -151,7 +151,7 @@ dbTest(
 
     for (const res of [missing, forged, verify]) {
       assert.equal(res.status, 401);
-      assert.equal(res.body.code, "UNAUTHORIZED");
+      assert.equal(res.body.code, "INVALID_API_KEY"); // SPEC §9, mode `publishable`
     }
     assert.deepEqual(stack.stytch.calls, { loginOrCreate: 0, authenticate: 0 });
   },

@@ -1,6 +1,8 @@
 /**
  * otp-send against the test database and the local Stytch emulator, through the real `stytch`
  * SDK: what a client sees (status, code, Retry-After), what Stytch saw, and which rows were written.
+ * The send limits of SPEC §13.2: per (email, IP) one per 60 s and 5 per hour, per email 15 per
+ * hour, per IP 30 per hour, an email's `+tag` ignored.
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
@@ -31,28 +33,50 @@ async function setup(
   return { stytch, clock, handler, logs, [Symbol.asyncDispose]: () => stytch.close() };
 }
 
+/** Calls otp-send as a page would, from `ip` (the hop the platform's proxy adds). */
+function sendRequest(handler: Setup["handler"], ip: string, options: CallOptions) {
+  return call(handler, "otp-send", {
+    ...options,
+    headers: { "x-forwarded-for": ip, ...options.headers },
+  });
+}
+
 function send(
   handler: Setup["handler"],
   email: string,
   ip: string = randomIp(),
   options: CallOptions = {},
 ) {
-  return call(handler, "otp-send", {
-    body: { email },
-    ...options,
-    headers: { "x-forwarded-for": ip, ...options.headers },
-  });
+  return sendRequest(handler, ip, { body: { email }, ...options });
 }
 
-function sha256(text: string): Buffer {
-  return createHash("sha256").update(text).digest();
+function sha256(data: string | Buffer): Buffer {
+  return createHash("sha256").update(data).digest();
 }
 
-/** The send times recorded for an email or IP (stored under the SHA-256 of its lower-cased text). */
-async function recordedSends(scope: "email" | "ip", value: string): Promise<Date[] | null> {
+/** The key an email's limits are stored under: trimmed, lower-cased, without its `+tag`. */
+function emailKey(email: string): Buffer {
+  return sha256(email.trim().toLowerCase().replace(/^([^+@]*)\+[^@]*(@[^@]*)$/, "$1$2"));
+}
+
+/** The key of the pair (email, IP): SHA-256 of the email's key and the IP's key. */
+function pairKey(email: string, ip: string): Buffer {
+  return sha256(Buffer.concat([emailKey(email), sha256(ip)]));
+}
+
+/** The send times recorded for an email, an IP, or the pair (stored under SHA-256 keys only). */
+async function recordedSends(
+  scope: "email" | "ip" | "email_ip",
+  value: string,
+  ip = "",
+): Promise<Date[] | null> {
+  const key = scope === "email"
+    ? emailKey(value)
+    : scope === "ip"
+    ? sha256(value)
+    : pairKey(value, ip);
   const [row] = await testSql()`
-    select sent_at from identity.otp_send_limit
-    where scope = ${scope} and key_hash = ${sha256(value.trim().toLowerCase())}`;
+    select sent_at from identity.otp_send_limit where scope = ${scope} and key_hash = ${key}`;
   return row ? row.sent_at : null;
 }
 
@@ -82,6 +106,7 @@ dbTest("otp-send sends a code and answers only the method_id", async () => {
   assert.ok(res.headers.get("x-request-id"));
   assert.deepEqual(await recordedSends("email", email), [s.clock.now()]);
   assert.deepEqual(await recordedSends("ip", ip), [s.clock.now()]);
+  assert.deepEqual(await recordedSends("email_ip", email, ip), [s.clock.now()]);
   assert.deepEqual(await personsAndSessions(email), { persons: 0, sessions: 0 });
 });
 
@@ -93,8 +118,8 @@ dbTest("otp-send stores the email and IP only as SHA-256 hashes", async () => {
 
   const rows = await testSql()`
     select scope, key_hash from identity.otp_send_limit
-    where key_hash in (${sha256(email)}, ${sha256(ip)}) order by scope`;
-  assert.deepEqual(rows.map((r) => r.scope), ["email", "ip"]);
+    where key_hash in (${sha256(email)}, ${sha256(ip)}, ${pairKey(email, ip)}) order by scope`;
+  assert.deepEqual(rows.map((r) => r.scope), ["email", "email_ip", "ip"]);
   const [{ plain }] = await testSql()`
     select count(*)::int as plain from identity.otp_send_limit
     where position(convert_to(${email}, 'UTF8') in key_hash) > 0
@@ -120,51 +145,89 @@ dbTest("otp-send answers alike whether or not the person exists", async () => {
 });
 
 dbTest(
-  "a second code for one email within 60 s is 429 with Retry-After, Stytch not called",
+  "a second code for one email from one IP within 60 s is 429 with Retry-After, Stytch not called",
   async () => {
     await using s = await setup();
     const email = uniqueEmail("minute");
-    assert.equal((await send(s.handler, email)).status, 200);
+    const ip = randomIp();
+    assert.equal((await send(s.handler, email, ip)).status, 200);
 
     s.clock.advanceSeconds(45);
-    const early = await send(s.handler, email);
+    const early = await send(s.handler, email, ip);
     assert.equal(early.status, 429);
     assert.equal(early.body.code, "RATE_LIMITED");
     assert.equal(early.headers.get("retry-after"), "15");
     assert.equal(s.stytch.calls.loginOrCreate, 1);
 
     s.clock.advanceSeconds(14.5);
-    assert.equal((await send(s.handler, email)).headers.get("retry-after"), "1");
+    assert.equal((await send(s.handler, email, ip)).headers.get("retry-after"), "1");
 
     s.clock.advanceSeconds(0.5);
-    const onTime = await send(s.handler, email);
+    const onTime = await send(s.handler, email, ip);
     assert.equal(onTime.status, 200);
     assert.equal(s.stytch.calls.loginOrCreate, 2);
   },
 );
 
 dbTest(
-  "the 6th code for one email within an hour waits until the first leaves the hour",
+  "the 60 s gap holds one IP only: the email is sent a code from another IP at once",
+  async () => {
+    await using s = await setup();
+    const email = uniqueEmail("gap-pair");
+    assert.equal((await send(s.handler, email, randomIp())).status, 200);
+    const other = await send(s.handler, email, randomIp());
+    assert.equal(other.status, 200);
+    assert.equal(s.stytch.calls.loginOrCreate, 2);
+  },
+);
+
+dbTest(
+  "the 6th code for one email from one IP within an hour waits until the first leaves the hour",
   async () => {
     await using s = await setup();
     const email = uniqueEmail("hour");
+    const ip = randomIp();
     for (let i = 0; i < 5; i++) {
       if (i) s.clock.advanceSeconds(60);
-      assert.equal((await send(s.handler, email)).status, 200, `send ${i + 1}`);
+      assert.equal((await send(s.handler, email, ip)).status, 200, `send ${i + 1}`);
     }
     s.clock.advanceSeconds(60); // 300 s after the first send
 
-    const sixth = await send(s.handler, email);
+    const sixth = await send(s.handler, email, ip);
     assert.equal(sixth.status, 429);
     assert.equal(sixth.body.code, "RATE_LIMITED");
     assert.equal(sixth.headers.get("retry-after"), "3300");
     assert.equal(s.stytch.calls.loginOrCreate, 5);
+    assert.equal((await send(s.handler, email, randomIp())).status, 200, "another IP is not held");
 
     s.clock.advanceSeconds(3299);
-    assert.equal((await send(s.handler, email)).headers.get("retry-after"), "1");
+    assert.equal((await send(s.handler, email, ip)).headers.get("retry-after"), "1");
     s.clock.advanceSeconds(1);
-    assert.equal((await send(s.handler, email)).status, 200);
-    assert.equal(s.stytch.calls.loginOrCreate, 6);
+    assert.equal((await send(s.handler, email, ip)).status, 200);
+    assert.equal(s.stytch.calls.loginOrCreate, 7);
+  },
+);
+
+dbTest(
+  "the 16th code for one email within an hour is refused from any IP, Stytch not called",
+  async () => {
+    await using s = await setup();
+    const email = uniqueEmail("email-hour");
+    for (let i = 0; i < 15; i++) {
+      if (i) s.clock.advanceSeconds(10);
+      assert.equal((await send(s.handler, email, randomIp())).status, 200, `send ${i + 1}`);
+    }
+
+    const refused = await send(s.handler, email, randomIp());
+    assert.equal(refused.status, 429);
+    assert.equal(refused.body.code, "RATE_LIMITED");
+    assert.equal(refused.headers.get("retry-after"), String(3600 - 140));
+    assert.equal(s.stytch.calls.loginOrCreate, 15);
+    assert.equal((await recordedSends("email", email))?.length, 15);
+
+    s.clock.advanceSeconds(3600 - 140);
+    assert.equal((await send(s.handler, email, randomIp())).status, 200);
+    assert.equal(s.stytch.calls.loginOrCreate, 16);
   },
 );
 
@@ -191,57 +254,113 @@ dbTest(
   },
 );
 
-dbTest("the IP limit keys on the first x-forwarded-for hop", async () => {
-  await using s = await setup();
-  const ip = randomIp();
-  for (let i = 0; i < 30; i++) {
-    const res = await send(s.handler, uniqueEmail("hop"), `${ip}, 172.16.0.${i}`);
-    assert.equal(res.status, 200);
-  }
-  assert.equal((await send(s.handler, uniqueEmail("hop"), ` ${ip} `)).status, 429);
-  assert.equal((await send(s.handler, uniqueEmail("hop"), `172.16.0.1, ${ip}`)).status, 200);
-});
+dbTest(
+  "the IP limit keys on the last x-forwarded-for hop, the one the platform's proxy adds",
+  async () => {
+    await using s = await setup();
+    const ip = randomIp();
+    for (let i = 0; i < 30; i++) {
+      // The client writes whatever first hop it likes; the proxy appends the address it saw.
+      const res = await send(s.handler, uniqueEmail("hop"), `172.16.0.${i}, ${ip}`);
+      assert.equal(res.status, 200);
+    }
+    assert.equal((await send(s.handler, uniqueEmail("hop"), ` ${ip} `)).status, 429);
+    assert.equal((await send(s.handler, uniqueEmail("hop"), `${ip}, 172.16.0.1`)).status, 200);
+  },
+);
 
-dbTest("the email limit keys on the trimmed, lower-cased email", async () => {
+dbTest("the email limits key on the trimmed, lower-cased email", async () => {
   await using s = await setup();
   const email = uniqueEmail("case");
-  assert.equal((await send(s.handler, `  ${email.toUpperCase()} `)).status, 200);
-  const again = await send(s.handler, email);
+  const ip = randomIp();
+  assert.equal((await send(s.handler, `  ${email.toUpperCase()} `, ip)).status, 200);
+  const again = await send(s.handler, email, ip);
   assert.equal(again.status, 429);
   assert.equal(again.headers.get("retry-after"), "60");
 });
 
+dbTest("an email's +tag is ignored: one IP gets no fresh budget from aliases", async () => {
+  await using s = await setup();
+  const [local, domain] = uniqueEmail("tag").split("@");
+  const ip = randomIp();
+  assert.equal((await send(s.handler, `${local}+one@${domain}`, ip)).status, 200);
+
+  const alias = await send(s.handler, `${local}+two@${domain}`, ip);
+  assert.equal(alias.status, 429);
+  assert.equal(alias.headers.get("retry-after"), "60");
+  const plain = await send(s.handler, `${local}@${domain}`, ip);
+  assert.equal(plain.status, 429);
+  assert.equal(s.stytch.calls.loginOrCreate, 1);
+  assert.equal((await recordedSends("email", `${local}@${domain}`))?.length, 1);
+  assert.equal((await recordedSends("email_ip", `${local}@${domain}`, ip))?.length, 1);
+});
+
+dbTest(
+  "an email's +tag is ignored: aliases from many IPs share the email's 15 an hour",
+  async () => {
+    await using s = await setup();
+    const [local, domain] = uniqueEmail("tags").split("@");
+    for (let i = 0; i < 15; i++) {
+      const res = await send(s.handler, `${local}+${i}@${domain}`, randomIp());
+      assert.equal(res.status, 200, `alias ${i}`);
+    }
+    const sixteenth = await send(s.handler, `${local.toUpperCase()}+x+y@${domain}`, randomIp());
+    assert.equal(sixteenth.status, 429);
+    assert.equal(sixteenth.body.code, "RATE_LIMITED");
+    assert.equal(s.stytch.calls.loginOrCreate, 15);
+
+    // Another address of the same domain is another inbox.
+    assert.equal((await send(s.handler, `${local}x@${domain}`, randomIp())).status, 200);
+  },
+);
+
 dbTest("a refused send does not push the wait further out", async () => {
   await using s = await setup();
   const email = uniqueEmail("hammer");
-  assert.equal((await send(s.handler, email)).status, 200);
+  const ip = randomIp();
+  assert.equal((await send(s.handler, email, ip)).status, 200);
   for (let i = 0; i < 5; i++) {
     s.clock.advanceSeconds(10);
-    assert.equal((await send(s.handler, email)).status, 429);
+    assert.equal((await send(s.handler, email, ip)).status, 429);
   }
   s.clock.advanceSeconds(10);
-  assert.equal((await send(s.handler, email)).status, 200);
+  assert.equal((await send(s.handler, email, ip)).status, 200);
   assert.equal((await recordedSends("email", email))?.length, 2);
+  assert.equal((await recordedSends("email_ip", email, ip))?.length, 2);
 });
 
 dbTest("limits hold across function instances (another process, a restart)", async () => {
   await using s = await setup();
   const email = uniqueEmail("restart");
-  assert.equal((await send(s.handler, email)).status, 200);
+  const ip = randomIp();
+  assert.equal((await send(s.handler, email, ip)).status, 200);
   const restarted = createHandler(testDeps({ env: stytchEnv(s.stytch), clock: s.clock }));
-  const res = await send(restarted, email);
+  const res = await send(restarted, email, ip);
   assert.equal(res.status, 429);
   assert.equal(res.body.code, "RATE_LIMITED");
   assert.equal(s.stytch.calls.loginOrCreate, 1);
 });
 
-dbTest("concurrent sends for one email reach Stytch once", async () => {
+dbTest("concurrent sends for one email from one IP reach Stytch once", async () => {
   await using s = await setup();
   const email = uniqueEmail("burst");
-  const results = await Promise.all(Array.from({ length: 10 }, () => send(s.handler, email)));
+  const ip = randomIp();
+  const results = await Promise.all(Array.from({ length: 10 }, () => send(s.handler, email, ip)));
   assert.deepEqual(results.map((r) => r.status).sort(), [200, ...Array(9).fill(429)]);
   assert.equal(s.stytch.calls.loginOrCreate, 1);
   assert.equal((await recordedSends("email", email))?.length, 1);
+});
+
+dbTest("concurrent sends for one email from 25 IPs reach Stytch 15 times", async () => {
+  await using s = await setup();
+  const email = uniqueEmail("burst-ips");
+  const results = await Promise.all(
+    Array.from({ length: 25 }, () => send(s.handler, email, randomIp())),
+  );
+  const statuses = results.map((r) => r.status).sort();
+  assert.deepEqual(statuses, [...Array(15).fill(200), ...Array(10).fill(429)]);
+  assert.equal(s.stytch.calls.loginOrCreate, 15);
+  assert.equal((await recordedSends("email", email))?.length, 15);
 });
 
 dbTest("each send clears a bounded batch of limit rows idle for over an hour", async () => {
@@ -303,10 +422,7 @@ dbTest("otp-send refuses bad input with 400, 413 or 415 and writes nothing", asy
   ];
   for (const [name, options, status, code, message] of cases) {
     const ip = randomIp();
-    const res = await call(s.handler, "otp-send", {
-      ...options,
-      headers: { "x-forwarded-for": ip, ...options.headers },
-    });
+    const res = await sendRequest(s.handler, ip, options);
     assert.equal(res.status, status, name);
     assert.equal(res.body.code, code, name);
     assert.match(res.body.message, message, name);
@@ -317,9 +433,8 @@ dbTest("otp-send refuses bad input with 400, 413 or 415 and writes nothing", asy
 
 dbTest("otp-send ignores unknown extra fields", async () => {
   await using s = await setup();
-  const res = await call(s.handler, "otp-send", {
+  const res = await sendRequest(s.handler, randomIp(), {
     body: { email: uniqueEmail("extra"), locale: "fr", admin: true },
-    headers: { "x-forwarded-for": randomIp() },
   });
   assert.equal(res.status, 200);
   assert.deepEqual(Object.keys(res.body), ["method_id"]);

@@ -1,12 +1,17 @@
 /**
- * otp-send — `POST { email }` from a sign-in page or a mobile app (mode `anon-key`). Sends a
+ * otp-send — `POST { email }` from a sign-in page or a mobile app (mode `publishable`). Sends a
  * one-time code by email through Stytch ("log in or create user") and answers 200
  * `{ method_id }` (Stytch's email id), the same whether or not the person exists.
  *
- * Limits, checked and recorded in Postgres in one round trip before Stytch is called: one send per
- * email per 60 s, 5 per email per hour, 30 per client IP per hour. Over a limit: 429
- * `RATE_LIMITED` with `Retry-After`, and Stytch is not called. A send counts even when Stytch then
- * fails, so a failing provider is never called faster than the limits allow.
+ * Limits (SPEC §13.2), checked and recorded in Postgres in one round trip before Stytch is
+ * called: per (email, client IP) one send per 60 s and 5 per hour; per email 15 per hour; per IP
+ * 30 per hour. An email's `+tag` is ignored for them, so the aliases of one inbox share its budget.
+ * Over a limit: 429 `RATE_LIMITED` with `Retry-After`, and Stytch is not called. The email's
+ * budget is three pairs' worth, so a stranger sending from one or two IPs cannot spend it all: its
+ * owner, from another IP, can still be sent a code. A send counts even when Stytch then fails, so
+ * a failing provider is never called faster than the limits allow. A code Stytch did send puts its
+ * method_id on record (otp-verify refuses any other) and starts the method's counts of wrong codes
+ * again.
  */
 import { z } from "zod";
 import type { Deps } from "../_shared/deps.ts";
@@ -30,7 +35,7 @@ export function createHandler(deps: Deps): Handler {
     name: "otp-send",
     methods: ["POST"],
     cors: true,
-    auth: "anon-key",
+    auth: "publishable",
     requires: ["core", "stytch"],
   }, async (req, { core, stytch, clientIp, now, log }) => {
     const { email } = await readJson(req, sendBody);
@@ -48,7 +53,7 @@ export function createHandler(deps: Deps): Handler {
 
     const sent = await stytch.sendEmailCode(email, log);
     if (!sent.ok) throw stytchFailure(sent.reason);
-    // Stytch replaced the method's code: attempts against the old one no longer matter.
+    // On record as handed out; Stytch replaced the method's code, so its counts start again.
     await otpCodeSent(core.sql, sent.methodId, now);
     return json({ method_id: sent.methodId }, 200, { "cache-control": "no-store" });
   });
