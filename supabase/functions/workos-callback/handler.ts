@@ -40,6 +40,7 @@ export type CallbackErrorCode =
   | "ACCESS_DENIED"
   | "PROVIDER_ERROR"
   | "INVALID_CODE"
+  | "DATABASE_UNAVAILABLE"
   | "INTERNAL";
 
 const errorDescriptions: Record<CallbackErrorCode, string> = {
@@ -50,6 +51,7 @@ const errorDescriptions: Record<CallbackErrorCode, string> = {
     "This email address belongs to an existing account and WorkOS has not verified it",
   SIGNUP_DISABLED: "Sign-up is by invitation only and this email address has no invitation",
   IDENTITY_CONFLICT: "This email address is already linked to another WorkOS account",
+  DATABASE_UNAVAILABLE: "The sign-in could not be completed right now; sign in again shortly",
   INTERNAL: "Unexpected error",
 };
 
@@ -149,6 +151,10 @@ export function createHandler(deps: Deps): Handler {
         person_id: result.person.id,
       }, answerHeaders);
     } catch (error) {
+      // The database did not answer in time: nothing was written, and the browser is told so.
+      if (error instanceof HttpError && error.code === "DATABASE_UNAVAILABLE") {
+        return fail("DATABASE_UNAVAILABLE");
+      }
       if (error instanceof HttpError) throw error;
       // A redirect flow must not strand the browser on a JSON 500; sign_in is one statement,
       // so a failure there has written nothing.
