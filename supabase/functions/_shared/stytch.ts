@@ -92,10 +92,9 @@ export function createStytchOtp(config: StytchConfig, options: StytchOtpOptions 
       `Cannot create Stytch client: timeoutMs must be in (0, ${STYTCH_TIMEOUT_MS}]`,
     );
   }
-  // `custom_base_url` refuses http://, so a loopback URL goes through `env`. With a non-standard
-  // env the SDK prints one "[Stytch] Warning: Using a custom 'env' value" line at construction.
   const client = new ClientWithDeadline(
-    { project_id: config.projectId, secret: config.secret, env: stytchBaseUrl(config) },
+    { project_id: config.projectId, secret: config.secret },
+    stytchBaseUrl(config),
     timeoutMs,
   );
 
@@ -171,14 +170,23 @@ export function createStytchOtp(config: StytchConfig, options: StytchOtpOptions 
 }
 
 /**
- * The SDK spreads its fetch config into every `fetch()` call (that is how its `dispatcher` option
- * reaches undici) but never turns its `timeout` option into a signal, so under Deno's fetch that
- * option does nothing. A `signal` getter gives each request its own deadline instead; an aborted
- * request surfaces as the SDK's RequestError.
+ * Two corrections to the SDK's client:
+ * - It spreads its fetch config into every `fetch()` call (that is how its `dispatcher` option
+ *   reaches undici) but never turns its `timeout` option into a signal, so under Deno's fetch that
+ *   option does nothing. A `signal` getter gives each request its own deadline instead; an aborted
+ *   request surfaces as the SDK's RequestError.
+ * - Its `custom_base_url` refuses http:// (the emulators' loopback), and a custom `env` prints a
+ *   warning at every construction. It reads the base URL from its fetch config at request time,
+ *   so the URL is set there after construction.
  */
 class ClientWithDeadline extends Client {
-  constructor(config: ConstructorParameters<typeof Client>[0], timeoutMs: number) {
+  constructor(
+    config: ConstructorParameters<typeof Client>[0],
+    baseUrl: string,
+    timeoutMs: number,
+  ) {
     super(config);
+    this.fetchConfig.baseURL = baseUrl;
     Object.defineProperty(this.fetchConfig, "signal", {
       enumerable: true,
       get: () => AbortSignal.timeout(timeoutMs),
