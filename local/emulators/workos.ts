@@ -223,16 +223,25 @@ export async function startWorkosEmulator(
     const email = escapeHtml(params.get("login_hint") ?? "");
     return html(
       200,
-      `<h1>Sign in (WorkOS emulator)</h1>
+      "Sign in",
+      `<h1>Sign in</h1>
+<p class="muted">WorkOS emulator: any email signs in, nothing leaves this machine.</p>
 <form method="post">
-  <p><label>Email <input type="email" name="email" value="${email}" required autofocus></label></p>
-  <p><label>First name <input name="first_name"></label>
-     <label>Last name <input name="last_name"></label></p>
-  <p>Email verified:
-     <label><input type="radio" name="email_verified" value="true" checked> yes</label>
-     <label><input type="radio" name="email_verified" value="false"> no</label></p>
-  <p><button name="decision" value="allow">Sign in</button>
-     <button name="decision" value="deny" formnovalidate>Cancel</button></p>
+  <label><span>Email</span>
+    <input type="email" name="email" value="${email}" autocomplete="email" required autofocus></label>
+  <div class="row">
+    <label><span>First name</span><input name="first_name" autocomplete="given-name"></label>
+    <label><span>Last name</span><input name="last_name" autocomplete="family-name"></label>
+  </div>
+  <fieldset>
+    <legend>Email verified</legend>
+    <label class="choice"><input type="radio" name="email_verified" value="true" checked> yes</label>
+    <label class="choice"><input type="radio" name="email_verified" value="false"> no</label>
+  </fieldset>
+  <div class="buttons">
+    <button class="primary" name="decision" value="allow">Sign in</button>
+    <button name="decision" value="deny" formnovalidate>Cancel</button>
+  </div>
 </form>`,
     );
   }
@@ -359,7 +368,7 @@ export async function startWorkosEmulator(
     if (returnTo && URL.canParse(returnTo)) {
       return new Response(null, { status: 302, headers: { location: returnTo } });
     }
-    return html(200, "<h1>Signed out (WorkOS emulator)</h1>");
+    return html(200, "Signed out", `<h1>Signed out</h1><p class="muted">WorkOS emulator</p>`);
   }
 
   async function signIn(authorizeUrl: string, user: WorkosEmulatorUser): Promise<string> {
@@ -442,17 +451,70 @@ function notFound(): Response {
   return json(404, { message: "Not Found" });
 }
 
-function html(status: number, body: string): Response {
+/**
+ * A page of the emulator, styled like the local console (local/console/style.css) so that a sign-in
+ * through it looks like one product; everything inline, as the page is served from its own origin.
+ */
+function html(status: number, title: string, body: string): Response {
   return new Response(
-    `<!doctype html><html><head><meta charset="utf-8"><title>WorkOS emulator</title></head>` +
-      `<body>${body}</body></html>`,
-    { status, headers: { "content-type": "text/html; charset=utf-8" } },
+    `<!doctype html><html lang="en"><head><meta charset="utf-8">` +
+      `<meta name="viewport" content="width=device-width, initial-scale=1">` +
+      `<meta name="color-scheme" content="light dark">` +
+      `<title>${escapeHtml(title)} · WorkOS emulator</title>` +
+      `<link rel="icon" href="data:image/svg+xml,${encodeURIComponent(pageIcon)}">` +
+      `<style>${pageStyle}</style></head>` +
+      `<body><main class="card"><p class="brand">${pageIcon}<span>Platform auth</span>` +
+      `<span class="tag">WorkOS emulator</span></p>${body}</main></body></html>`,
+    {
+      status,
+      headers: {
+        "content-type": "text/html; charset=utf-8",
+        "cache-control": "no-store",
+        // The form posts to this page, which redirects to any redirect_uri: no form-action rule.
+        "content-security-policy":
+          "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'",
+      },
+    },
   );
 }
 
 function errorPage(message: string): Response {
-  return html(400, `<h1>Error</h1><p>${escapeHtml(message)}</p>`);
+  return html(400, "Error", `<h1>Cannot sign in</h1><p class="alert">${escapeHtml(message)}</p>`);
 }
+
+const pageIcon =
+  `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32" width="28" height="28" aria-hidden="true">` +
+  `<rect width="32" height="32" rx="8" fill="#4f46e5"/>` +
+  `<circle cx="12" cy="16" r="5.5" fill="none" stroke="#fff" stroke-width="3"/>` +
+  `<path d="M17.5 16H26M22.5 16v4M26 16v3" fill="none" stroke="#fff" stroke-width="3" stroke-linecap="round"/></svg>`;
+
+const pageStyle = `
+:root{--bg:#f5f6f8;--card:#fff;--text:#16181d;--muted:#5d6370;--line:#e2e5ea;--accent:#4f46e5;
+--accent-text:#fff;--danger:#c52b2b;--danger-soft:#fdecec;color-scheme:light dark}
+@media (prefers-color-scheme:dark){:root{--bg:#111318;--card:#1a1d24;--text:#e8eaef;--muted:#9aa1ae;
+--line:#2b303a;--accent:#8b85ff;--accent-text:#0f1020;--danger:#ff7b7b;--danger-soft:#3a1f22}}
+*,*::before,*::after{box-sizing:border-box}
+body{margin:0;background:var(--bg);color:var(--text);overflow-wrap:anywhere;
+font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif}
+.card{max-width:26rem;margin:3rem auto;background:var(--card);border:1px solid var(--line);
+border-radius:12px;padding:1.4rem}
+@media (max-width:480px){.card{margin:1rem .75rem;padding:1rem}}
+.brand{display:flex;gap:.5rem;align-items:center;flex-wrap:wrap;margin:0 0 1.2rem;font-weight:600}
+.tag{font-size:.7rem;font-weight:700;text-transform:uppercase;letter-spacing:.06em;padding:.1rem .4rem;
+border-radius:4px;background:var(--accent);color:var(--accent-text)}
+h1{font-size:1.3rem;margin:0}p{margin:.3rem 0 1rem}.muted{color:var(--muted);font-size:.9rem}
+form{display:grid;gap:.8rem}label>span,legend{display:block;font-size:.85rem;color:var(--muted);margin-bottom:.2rem}
+.row{display:flex;flex-wrap:wrap;gap:.8rem}.row>label{flex:1 1 9rem;min-width:0}
+input:not([type=radio]){display:block;width:100%;min-width:0;min-height:2.4rem;padding:.4rem .6rem;
+border:1px solid var(--line);border-radius:8px;background:var(--bg);font:inherit;color:inherit}
+fieldset{border:0;margin:0;padding:0}.choice{display:inline-flex;gap:.35rem;align-items:center;margin-right:1rem}
+.buttons{display:flex;flex-wrap:wrap;gap:.5rem;margin-top:.4rem}
+button{flex:1 1 auto;font:inherit;color:inherit;cursor:pointer;min-height:2.4rem;padding:.45rem .9rem;
+border:1px solid var(--line);border-radius:8px;background:var(--card)}
+button.primary{background:var(--accent);border-color:var(--accent);color:var(--accent-text);font-weight:600}
+button:focus-visible,input:focus-visible{outline:2px solid var(--accent);outline-offset:2px}
+.alert{padding:.75rem .9rem;border-radius:12px;background:var(--danger-soft);color:var(--danger)}
+`;
 
 function escapeHtml(value: string): string {
   return value.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
