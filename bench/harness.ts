@@ -12,14 +12,89 @@ export interface BenchResult {
   rate: number;
   /** Operations per second of the baseline, measured in the same rounds. */
   baselineRate: number;
-  /** The ratio we promise (rate / baselineRate at least this). */
-  target: number;
+  /** The ratio we promise (rate / baselineRate at least this); null: printed, not promised. */
+  target: number | null;
   unit: string;
   baseline: string;
   /** A ratio measured alongside, that explains this one. */
   reference?: { what: string; ratio: number };
   /** CPU microseconds per operation, of the subject and of the baseline, when measured. */
   cpu?: { subject: CpuTime; baseline: CpuTime };
+  /** Further figures with targets of their own (a CPU or latency ratio), each with its verdict. */
+  checks?: Check[];
+  /** Figures printed under the result, without a target. */
+  notes?: string[];
+}
+
+/** A figure and the bound we promise for it. */
+export interface Check {
+  /** What the figure is, e.g. "CPU per request, this process ÷ the baseline's". */
+  what: string;
+  value: number;
+  /** The figure must be at most this (a cost)… */
+  atMost?: number;
+  /** …or at least this (a rate). */
+  atLeast?: number;
+}
+
+/** Whether a check meets its bound. */
+export function meets(check: Check): boolean {
+  return (check.atMost === undefined || check.value <= check.atMost) &&
+    (check.atLeast === undefined || check.value >= check.atLeast);
+}
+
+/** Every verdict of a result: its rate ratio (when it has a target) and its own checks. */
+export function verdicts(result: BenchResult): Check[] {
+  const rate: Check[] = result.target === null ? [] : [{
+    what: "ratio",
+    value: result.rate / result.baselineRate,
+    atLeast: result.target,
+  }];
+  return [...rate, ...(result.checks ?? [])];
+}
+
+/** The report: each result with its ratio, figures and verdicts, then how many targets are met. */
+export function report(results: BenchResult[], heading: string): string {
+  const lines = [`\n${heading}\n`];
+  let met = 0, missed = 0;
+  for (const r of results) {
+    const ratio = r.rate / r.baselineRate;
+    lines.push(
+      `${r.name}: ${r.rate.toFixed(0)} ${r.unit} vs ${r.baselineRate.toFixed(0)} baseline ` +
+        `(${r.baseline})`,
+    );
+    if (r.target === null && !r.checks?.length) {
+      lines.push(`  ratio ${ratio.toFixed(2)} (no target)`);
+    }
+    for (const check of verdicts(r)) {
+      const ok = meets(check);
+      if (ok) met++;
+      else missed++;
+      const bound = check.atMost !== undefined ? `≤ ${check.atMost}` : `≥ ${check.atLeast}`;
+      lines.push(
+        `  ${check.what} ${check.value.toFixed(2)} (target ${bound}) ` +
+          (ok ? "meets target" : "BELOW TARGET"),
+      );
+    }
+    if (r.reference) {
+      lines.push(`  for reference, ${r.reference.what}: ratio ${r.reference.ratio.toFixed(2)}`);
+    }
+    if (r.cpu) {
+      lines.push(
+        `  CPU per operation: ${cpuText(r.cpu.subject)}; baseline ${cpuText(r.cpu.baseline)}`,
+      );
+    }
+    for (const note of r.notes ?? []) lines.push(`  ${note}`);
+  }
+  lines.push(
+    `\n${met} of ${met + missed} targets met` + (missed ? `; ${missed} BELOW TARGET` : ""),
+  );
+  return lines.join("\n");
+}
+
+function cpuText(cpu: CpuTime): string {
+  const database = cpu.database === null ? "" : `, Postgres ${cpu.database.toFixed(0)} µs`;
+  return `this process ${cpu.process.toFixed(0)} µs${database}`;
 }
 
 export interface CompareOptions {
@@ -92,9 +167,16 @@ async function runFor(op: () => Promise<unknown>, ms: number, concurrency: numbe
   return { count, seconds: (performance.now() - startedAt) / 1000 };
 }
 
-function median(values: number[]): number {
+export function median(values: number[]): number {
+  return percentile(values, 50);
+}
+
+/** The nearest-rank percentile `p` (0–100) of `values`. */
+export function percentile(values: number[], p: number): number {
+  if (values.length === 0) throw new Error("no values");
   const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)];
+  const rank = Math.ceil((p / 100) * sorted.length);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))];
 }
 
 /** Sends a request and reads the whole answer, failing loudly on an unexpected status. */

@@ -1,9 +1,11 @@
 /**
- * An embedded Postgres (PGlite, in memory) behind a loopback socket, for `npm run dev` on a machine
- * without Postgres and for tests where no server answers. Local tooling only, never deployed.
+ * An embedded Postgres (PGlite) behind a loopback socket, for `npm run dev` on a machine without
+ * Postgres (kept in a folder, so the dev database survives a restart) and for tests where no server
+ * answers (in memory). Local tooling only, never deployed.
  *
- * PGlite is a single backend: its socket server takes one connection at a time, so every pool
- * pointed at it must have `max: 1` (see `embeddedPoolSize`).
+ * PGlite is a single backend: its socket server queues the queries of several connections, so a
+ * psql session can look in while the dev server runs, but statements of different connections
+ * interleave; the functions' own pool therefore keeps one connection (see `embeddedPoolSize`).
  */
 import { PGlite } from "@electric-sql/pglite";
 import { citext } from "@electric-sql/pglite/contrib/citext";
@@ -16,11 +18,24 @@ export interface EmbeddedPostgres {
   close(): Promise<void>;
 }
 
-/** Starts PGlite and serves it on 127.0.0.1 (port 0 picks a free port). */
-export async function startEmbeddedPostgres(port = 0): Promise<EmbeddedPostgres> {
-  const db = await PGlite.create({ extensions: { citext } });
-  const chosenPort = port || freePort();
-  const server = new PGLiteSocketServer({ db, port: chosenPort, host: "127.0.0.1" });
+/** Connections the socket server accepts at once: the dev server's, and a few psql sessions. */
+const maxConnections = 8;
+
+/**
+ * Starts PGlite and serves it on 127.0.0.1 (port 0 picks a free port); in memory unless
+ * `dataDir` names a folder to keep it in.
+ */
+export async function startEmbeddedPostgres(
+  options: { port?: number; dataDir?: string } = {},
+): Promise<EmbeddedPostgres> {
+  const db = await PGlite.create({ dataDir: options.dataDir, extensions: { citext } });
+  const chosenPort = options.port || freePort();
+  const server = new PGLiteSocketServer({
+    db,
+    port: chosenPort,
+    host: "127.0.0.1",
+    maxConnections,
+  });
   await server.start();
   return {
     url: `postgres://postgres@127.0.0.1:${chosenPort}/postgres`,

@@ -134,7 +134,11 @@ const rejected: [string, () => Promise<string>, "invalid" | "expired"][] = [
   ["role service_role", () => sign(validClaims({ role: "service_role" })), "invalid"],
   ["no role", () => sign(validClaims({ role: undefined })), "invalid"],
   ["a padded signature", async () => `${await sign(validClaims())}=`, "invalid"],
-  ["a signature with altered unused bits", async () => alterLowBits(await sign(validClaims())), "invalid"],
+  [
+    "a signature with altered unused bits",
+    async () => alterLowBits(await sign(validClaims())),
+    "invalid",
+  ],
 ];
 
 /** The JSON text of valid claims with raw `overrides` spliced in (values as JSON text). */
@@ -157,7 +161,9 @@ async function signText(payload: string): Promise<string> {
     false,
     ["sign"],
   );
-  const mac = new Uint8Array(await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(input)));
+  const mac = new Uint8Array(
+    await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(input)),
+  );
   return `${input}.${encode(String.fromCharCode(...mac))}`;
 }
 

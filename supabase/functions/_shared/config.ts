@@ -77,6 +77,22 @@ const whatsappSchema = z.object({
   WHATSAPP_APP_SECRET: z.string().min(1),
 });
 
+// `addr@domain` or `Name <addr@domain>` (SPEC §11); no control characters, so no header injection.
+const emailAddress = /^[^\s@<>",;]+@[^\s@<>",;]+\.[^\s@<>",;]+$/;
+const fromAddress = z.string().refine((value) => {
+  // deno-lint-ignore no-control-regex -- a CR or LF would let the sender smuggle a header
+  if (/[\u0000-\u001f\u007f]/.test(value)) return false;
+  const named = /^([^<>]*)<([^<>]+)>$/.exec(value);
+  return named ? emailAddress.test(named[2].trim()) : emailAddress.test(value);
+}, "must be addr@domain or Name <addr@domain>");
+
+const emailSchema = z.object({
+  RESEND_API_KEY: z.string().min(1),
+  EMAIL_FROM: fromAddress,
+  RESEND_API_URL: httpUrl.default("https://api.resend.com"),
+  SITE_URL: httpUrl, // the links of every email point under it
+});
+
 const signupWebhookSchema = z.object({
   SIGNUP_HOOK_SECRET: z.string().min(1).optional(),
   SIGNUP_WEBHOOK_TOKEN: z.string().min(minSecretLength).optional(),
@@ -130,6 +146,17 @@ export interface WhatsappConfig {
   appSecret: string;
 }
 
+export interface EmailConfig {
+  /** RESEND_API_KEY, sent as `Authorization: Bearer`; never logged. */
+  resendApiKey: string;
+  /** RESEND_API_URL without a trailing slash (tests and the local emulator point it at loopback). */
+  resendApiUrl: string;
+  /** EMAIL_FROM: `addr@domain` or `Name <addr@domain>`. */
+  from: string;
+  /** SITE_URL: links in emails are built under it. */
+  siteUrl: string;
+}
+
 export interface SignupWebhookConfig {
   hookSecrets: string[];
   bearerToken?: string;
@@ -145,6 +172,8 @@ export interface Config {
   workos: Feature<WorkosConfig>;
   whatsapp: Feature<WhatsappConfig>;
   signupWebhook: Feature<SignupWebhookConfig>;
+  /** Email delivery through Resend's HTTP API (SPEC §11). */
+  email: Feature<EmailConfig>;
 }
 
 const logLevels: readonly LogLevel[] = ["info", "warn", "error", "silent"];
@@ -177,6 +206,12 @@ export function loadConfig(env: Env): Config {
     signupWebhook: feature(signupWebhookSchema, env, (v) => ({
       hookSecrets: v.SIGNUP_HOOK_SECRET?.split("|").map((s) => s.trim()).filter(Boolean) ?? [],
       bearerToken: v.SIGNUP_WEBHOOK_TOKEN,
+    })),
+    email: feature(emailSchema, env, (v) => ({
+      resendApiKey: v.RESEND_API_KEY,
+      resendApiUrl: v.RESEND_API_URL.replace(/\/+$/, ""),
+      from: v.EMAIL_FROM,
+      siteUrl: v.SITE_URL,
     })),
   };
 }

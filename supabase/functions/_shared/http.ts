@@ -17,6 +17,9 @@ export type ErrorCode =
   | "SESSION_REVOKED"
   | "EMAIL_NOT_VERIFIED"
   | "FORBIDDEN"
+  | "NOT_A_MEMBER"
+  | "LAST_OWNER"
+  | "ALREADY_A_MEMBER"
   | "SIGNUP_DISABLED"
   | "NOT_FOUND"
   | "METHOD_NOT_ALLOWED"
@@ -32,7 +35,8 @@ export type ErrorCode =
   | "STYTCH_NOT_CONFIGURED"
   | "WORKOS_NOT_CONFIGURED"
   | "WHATSAPP_NOT_CONFIGURED"
-  | "SIGNUP_WEBHOOK_NOT_CONFIGURED";
+  | "SIGNUP_WEBHOOK_NOT_CONFIGURED"
+  | "EMAIL_NOT_CONFIGURED";
 
 /** An answer the client should see: status, a stable code, and a human sentence. */
 export class HttpError extends Error {

@@ -7,10 +7,11 @@
  * modules behind them are imported then, so a function loads only what its requests use.
  */
 import type { ApiKeyMatcher } from "./api_keys.ts";
-import type { CoreConfig, Feature, WhatsappConfig, WorkosConfig } from "./config.ts";
+import type { CoreConfig, EmailConfig, Feature, WhatsappConfig, WorkosConfig } from "./config.ts";
 import type { Sql } from "./db.ts";
 import type { Deps } from "./deps.ts";
 import { type ErrorCode, HttpError } from "./http.ts";
+import type { ResendClient } from "./resend.ts";
 import type { StandardWebhookVerifier } from "./signatures.ts";
 import type { StateSealer } from "./state.ts";
 import type { StytchOtp } from "./stytch.ts";
@@ -39,6 +40,12 @@ export interface SignupServices {
   bearerToken?: string;
 }
 
+export interface EmailServices {
+  config: EmailConfig;
+  /** Resend's HTTP API with RESEND_API_KEY. */
+  resend: ResendClient;
+}
+
 export interface Services {
   core: CoreServices;
   /** The service connection alone (the webhooks need no JWT settings). */
@@ -47,6 +54,7 @@ export interface Services {
   workos: WorkosServices;
   whatsapp: WhatsappConfig;
   signup: SignupServices;
+  email: EmailServices;
 }
 
 export type FeatureName = keyof Services;
@@ -127,6 +135,15 @@ const features: { [F in FeatureName]: FeatureDefinition<Services[F]> } = {
       }
       return { ok: true, value: { verifier, bearerToken } };
     },
+  },
+  email: {
+    code: "EMAIL_NOT_CONFIGURED",
+    label: "Email delivery",
+    build: (deps) =>
+      built(deps.config.email, async (config) => {
+        const { createResendClient } = await import("./resend.ts");
+        return { config, resend: createResendClient(config) };
+      }),
   },
 };
 

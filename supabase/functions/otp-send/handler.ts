@@ -24,7 +24,8 @@ import { readJson } from "../_shared/validate.ts";
 
 const maxEmailLength = 254; // RFC 5321 path limit
 
-const sendBody = z.object({
+/** The request body, also read by the API document (local/openapi.ts). */
+export const sendBody = z.object({
   email: z.string().trim().toLowerCase()
     .max(maxEmailLength, `must be at most ${maxEmailLength} characters`)
     .pipe(z.email({ error: "must be an email address" })),

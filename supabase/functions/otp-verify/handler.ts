@@ -39,7 +39,8 @@ import { stytchFailure } from "../_shared/stytch_failure.ts";
 import { tokenResponse } from "../_shared/tokens.ts";
 import { readJson } from "../_shared/validate.ts";
 
-const verifyBody = z.object({
+/** The request body, also read by the API document (local/openapi.ts). */
+export const verifyBody = z.object({
   method_id: z.string().regex(/^[A-Za-z0-9_-]{1,128}$/, "must be the method_id otp-send answered"),
   code: z.string({ error: (issue) => issue.input === undefined ? undefined : "must be 6 digits" })
     .regex(/^[0-9]{6}$/, "must be 6 digits"),

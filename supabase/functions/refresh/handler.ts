@@ -26,7 +26,8 @@ import { liveSession, rotateRefreshToken } from "../_shared/session_store.ts";
 import { tokenResponse } from "../_shared/tokens.ts";
 import { validate } from "../_shared/validate.ts";
 
-const refreshBody = z.object({ refresh_token: z.string().min(1).max(512) });
+/** The request body, also read by the API document (local/openapi.ts). */
+export const refreshBody = z.object({ refresh_token: z.string().min(1).max(512) });
 const noStore = { "cache-control": "no-store" };
 
 export function createHandler(deps: Deps): Handler {
