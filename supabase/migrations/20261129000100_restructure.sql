@@ -9,28 +9,41 @@
 -- between applied migrations would mean editing one that has already run; the WhatsApp migration
 -- documents where the table comes from.
 
--- The policy numbers of the identity schema. A CASE statement without ELSE raises CASE_NOT_FOUND,
--- so a misspelt name fails loudly instead of reading as null.
+-- The policy numbers of the identity schema, one row each: the SQL functions read them with
+-- identity.policy(name), so no number is repeated and an operator can tune one with an UPDATE.
+-- An unknown name raises, so a misspelt one fails loudly instead of reading as null. Later
+-- migrations add their numbers as rows.
+create table identity.policy_setting (
+  name text primary key,
+  value integer not null,
+  note text not null default ''
+);
+alter table identity.policy_setting enable row level security;
+
 create function identity.policy(p_name text) returns integer
-language plpgsql immutable
+language plpgsql stable
 set search_path = pg_catalog
 as $$
+declare
+  v_value integer;
 begin
-  case p_name
-    -- Sessions
-    when 'session_ttl_seconds' then return 60 * 60 * 24 * 30;  -- 30 days without a refresh
-    when 'refresh_reuse_grace_seconds' then return 10;        -- a concurrent refresh's window
-    -- Stytch OTP
-    when 'otp_window_seconds' then return 60 * 60;             -- the sliding window of the limits
-    when 'otp_email_gap_seconds' then return 60;               -- one send per email per minute
-    when 'otp_sends_per_email' then return 5;                  -- per window
-    when 'otp_sends_per_ip' then return 30;                    -- per window
-    when 'otp_attempts_per_code' then return 5;                -- wrong codes per sent code
-    -- Housekeeping
-    when 'sweep_batch_rows' then return 100;                   -- rows one sweep removes at most
-  end case;
+  select s.value into v_value from identity.policy_setting s where s.name = p_name;
+  if not found then
+    raise exception 'identity.policy: unknown policy %', p_name;
+  end if;
+  return v_value;
 end
 $$;
+
+insert into identity.policy_setting (name, value, note) values
+  ('session_ttl_seconds', 60 * 60 * 24 * 30, '30 days without a refresh'),
+  ('refresh_reuse_grace_seconds', 10, 'a concurrent refresh''s window'),
+  ('otp_window_seconds', 60 * 60, 'the sliding window of the limits'),
+  ('otp_email_gap_seconds', 60, 'one send per email per minute'),
+  ('otp_sends_per_email', 5, 'per window'),
+  ('otp_sends_per_ip', 30, 'per window'),
+  ('otp_attempts_per_code', 5, 'wrong codes per sent code'),
+  ('sweep_batch_rows', 100, 'rows one sweep removes at most');
 
 -- One sweep per table, each bounded: old rows go a batch at a time from the hot path that fills the
 -- table, so no table grows without a scheduled job and no request pays for a large delete.

@@ -18,29 +18,10 @@ begin
 end
 $$;
 
--- Policy numbers, one more: how long after its last sign-in or rotation a session's access token
--- may still be renewed without the refresh token.
-create or replace function identity.policy(p_name text) returns integer
-language plpgsql immutable
-set search_path = pg_catalog
-as $$
-begin
-  case p_name
-    -- Sessions
-    when 'session_ttl_seconds' then return 60 * 60 * 24 * 30;  -- 30 days without a refresh
-    when 'refresh_reuse_grace_seconds' then return 10;        -- a concurrent refresh's window
-    when 'bearer_renewal_seconds' then return 60 * 60 * 24;   -- bearer-only refresh, after sign-in or rotation
-    -- Stytch OTP
-    when 'otp_window_seconds' then return 60 * 60;             -- the sliding window of the limits
-    when 'otp_email_gap_seconds' then return 60;               -- one send per email per minute
-    when 'otp_sends_per_email' then return 5;                  -- per window
-    when 'otp_sends_per_ip' then return 30;                    -- per window
-    when 'otp_attempts_per_code' then return 5;                -- wrong codes per sent code
-    -- Housekeeping
-    when 'sweep_batch_rows' then return 100;                   -- rows one sweep removes at most
-  end case;
-end
-$$;
+-- Policy numbers added or changed here (identity.policy_setting, see 20261129000100_restructure.sql).
+insert into identity.policy_setting (name, value, note) values
+  ('bearer_renewal_seconds', 60 * 60 * 24, 'bearer-only refresh, after sign-in or rotation')
+on conflict (name) do update set value = excluded.value, note = excluded.note;
 
 -- The live session behind an access token, for a bearer-only refresh:
 --   null                    the session is revoked or expired (SESSION_REVOKED);

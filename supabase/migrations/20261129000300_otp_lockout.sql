@@ -28,34 +28,13 @@
 -- send check (two scopes) and identity.policy (new numbers). Codes sent before this migration are
 -- not on record, so verifying one is 401 INVALID_CODE: the person asks for a new code.
 
--- The policy numbers of the identity schema: every name of 20261129000200_hardening.sql kept, the
--- OTP numbers of SPEC §13.2 added or changed (otp_sends_per_email: 5 → 15, now all IPs together).
-create or replace function identity.policy(p_name text) returns integer
-language plpgsql immutable
-set search_path = pg_catalog
-as $$
-begin
-  case p_name
-    -- Sessions
-    when 'session_ttl_seconds' then return 60 * 60 * 24 * 30;  -- 30 days without a refresh
-    when 'refresh_reuse_grace_seconds' then return 10;        -- a concurrent refresh's window
-    when 'bearer_renewal_seconds' then return 60 * 60 * 24;   -- bearer-only refresh, after sign-in or rotation
-    -- Stytch OTP: the sliding window of every hourly limit
-    when 'otp_window_seconds' then return 60 * 60;
-    -- Stytch OTP sends
-    when 'otp_email_gap_seconds' then return 60;               -- one send per (email, IP) per minute
-    when 'otp_sends_per_email_ip' then return 5;               -- per (email, IP) per window
-    when 'otp_sends_per_email' then return 15;                 -- per email per window, all IPs
-    when 'otp_sends_per_ip' then return 30;                    -- per IP per window, all emails
-    -- Stytch OTP verification: wrong codes per sent code, then failed verifies per IP
-    when 'otp_attempts_per_code' then return 5;                -- from one IP
-    when 'otp_attempts_per_code_all_ips' then return 20;       -- from all IPs together
-    when 'otp_failed_verifies_per_ip' then return 60;          -- per IP per window
-    -- Housekeeping
-    when 'sweep_batch_rows' then return 100;                   -- rows one sweep removes at most
-  end case;
-end
-$$;
+-- Policy numbers added or changed here (identity.policy_setting, see 20261129000100_restructure.sql).
+insert into identity.policy_setting (name, value, note) values
+  ('otp_sends_per_email_ip', 5, 'per (email, IP) per window'),
+  ('otp_sends_per_email', 15, 'per email per window, all IPs'),
+  ('otp_attempts_per_code_all_ips', 20, 'from all IPs together'),
+  ('otp_failed_verifies_per_ip', 60, 'per IP per window')
+on conflict (name) do update set value = excluded.value, note = excluded.note;
 
 -- The stored key of an email for limits: SHA-256 of the trimmed, lower-cased address with the
 -- `+tag` of its local part removed (`ada+x@example.com` → `ada@example.com`).

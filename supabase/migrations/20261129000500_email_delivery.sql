@@ -54,42 +54,14 @@ create index if not exists email_outbox_due_idx on identity.email_outbox
   ((coalesce(next_attempt_at, '-infinity'::timestamptz)))
   where status = 'ready';
 
--- The policy numbers of the identity schema: every name of the latest earlier definition
--- (20261129000400_workspaces.sql) kept as it is, the email delivery numbers added.
-create or replace function identity.policy(p_name text) returns integer
-language plpgsql immutable
-set search_path = pg_catalog
-as $$
-begin
-  case p_name
-    -- Sessions
-    when 'session_ttl_seconds' then return 60 * 60 * 24 * 30;  -- 30 days without a refresh
-    when 'refresh_reuse_grace_seconds' then return 10;        -- a concurrent refresh's window
-    when 'bearer_renewal_seconds' then return 60 * 60 * 24;   -- bearer-only refresh, after sign-in or rotation
-    -- Stytch OTP: the sliding window of every hourly limit
-    when 'otp_window_seconds' then return 60 * 60;
-    -- Stytch OTP sends
-    when 'otp_email_gap_seconds' then return 60;               -- one send per (email, IP) per minute
-    when 'otp_sends_per_email_ip' then return 5;               -- per (email, IP) per window
-    when 'otp_sends_per_email' then return 15;                 -- per email per window, all IPs
-    when 'otp_sends_per_ip' then return 30;                    -- per IP per window, all emails
-    -- Stytch OTP verification: wrong codes per sent code, then failed verifies per IP
-    when 'otp_attempts_per_code' then return 5;                -- from one IP
-    when 'otp_attempts_per_code_all_ips' then return 20;       -- from all IPs together
-    when 'otp_failed_verifies_per_ip' then return 60;          -- per IP per window
-    -- Workspaces
-    when 'invitation_ttl_seconds' then return 60 * 60 * 24 * 7; -- an invitation is open 7 days
-    -- Housekeeping
-    when 'sweep_batch_rows' then return 100;                   -- rows one sweep removes at most
-    -- Email delivery (SPEC §11)
-    when 'email_dispatch_batch_rows' then return 50;           -- rows one claim takes at most
-    when 'email_claim_lease_seconds' then return 10 * 60;      -- a claimed row waits this long for its run
-    when 'email_retry_base_seconds' then return 60;            -- the wait after a first failure, doubling
-    when 'email_retry_cap_seconds' then return 6 * 60 * 60;    -- the longest wait between attempts
-    when 'email_max_attempts' then return 8;                   -- the 8th failure fails the row
-  end case;
-end
-$$;
+-- Policy numbers added here (identity.policy_setting, see 20261129000100_restructure.sql).
+insert into identity.policy_setting (name, value, note) values
+  ('email_dispatch_batch_rows', 50, 'rows one claim takes at most'),
+  ('email_claim_lease_seconds', 10 * 60, 'a claimed row waits this long for its run'),
+  ('email_retry_base_seconds', 60, 'the wait after a first failure, doubling'),
+  ('email_retry_cap_seconds', 6 * 60 * 60, 'the longest wait between attempts'),
+  ('email_max_attempts', 8, 'the 8th failure fails the row')
+on conflict (name) do update set value = excluded.value, note = excluded.note;
 
 -- The wait before the next attempt of a row that failed `p_failures` times: email_retry_base_seconds
 -- doubling per failure, ±20 % jitter (so rows failed together do not come back together), at least

@@ -2,7 +2,7 @@
  * Request validation with zod (SPEC §4): unknown extra fields are ignored, a wrong type or a
  * missing field is 400 VALIDATION_FAILED naming the field by its full path.
  */
-import type { z } from "zod";
+import { z } from "zod";
 import {
   HttpError,
   maxJsonBodyBytes,
@@ -50,3 +50,10 @@ export async function readJson<S extends z.ZodType>(
   requireJsonContentType(req);
   return validate(schema, parseJson(await readBody(req, maxBytes)));
 }
+
+const maxEmailLength = 254; // RFC 5321 path limit, as the person's email check
+
+/** An email address field: trimmed, lower-cased, at most 254 characters. */
+export const emailAddress = z.string().trim().toLowerCase()
+  .max(maxEmailLength, `must be at most ${maxEmailLength} characters`)
+  .pipe(z.email({ error: "must be an email address" }));

@@ -10,7 +10,7 @@
 import { OauthException, WorkOS } from "@workos-inc/node";
 import { createRemoteJWKSet, jwtVerify } from "jose";
 import type { WorkosConfig } from "./config.ts";
-import { cutText } from "./json_sanitize.ts";
+import { profileEmail, profileName } from "./person.ts";
 
 /**
  * The WorkOS settings this client uses (parsed from the environment by config.ts, SPEC §3):
@@ -76,16 +76,8 @@ const defaultTimeoutMilliseconds = 10_000;
 const defaultMaxRetries = 1;
 const clockToleranceSeconds = 30;
 
-/** Longest name kept from a profile, in characters (the person's display_name check). */
-export const maxProfileNameLength = 200;
-/** Longest email kept from a profile (RFC 5321's path limit; the person's email check). */
-export const maxProfileEmailLength = 254;
 // WorkOS ids are `user_` and a ULID; anything outside printable ASCII is no id of theirs.
 const workosIdPattern = /^[\x21-\x7e]{1,255}$/;
-// One @, no whitespace or control characters, a dotted domain: enough to send mail to, and what
-// the person's email check needs. WorkOS validates addresses itself; this only keeps out junk.
-const emailPattern = /^[^\s@\p{Cc}]{1,64}@[^\s@\p{Cc}.]+(?:\.[^\s@\p{Cc}.]+)+$/u;
-const controlCharacters = /\p{Cc}/gu;
 
 const providerError = { ok: false, reason: "provider_error" } as const;
 const invalidGrant = { ok: false, reason: "invalid_grant" } as const;
@@ -221,36 +213,6 @@ export function createWorkosAuth(
       return workos.userManagement.getLogoutUrl({ sessionId, returnTo });
     },
   };
-}
-
-/**
- * A name from a provider's profile as a person's display name can hold it (SPEC §13.8): control
- * characters (U+0000 included) removed, lone surrogates made U+FFFD, trimmed, cut to 200
- * characters; null when nothing is left or it is not a string.
- *
- * @example
- * profileName("Ada\u0000 "); // "Ada"
- */
-export function profileName(value: unknown): string | null {
-  if (typeof value !== "string") return null;
-  const cleaned = value.toWellFormed().replace(controlCharacters, "").trim();
-  return cutText(cleaned, maxProfileNameLength).trim() || null;
-}
-
-/**
- * An email from a provider's profile, or null when it is not one (SPEC §13.8): an invalid address
- * or one over 254 characters counts as no email, so it neither links nor is stored.
- *
- * @example
- * profileEmail(" ada@example.com "); // "ada@example.com"
- * profileEmail(`${"a".repeat(250)}@example.com`); // null
- */
-export function profileEmail(value: unknown): string | null {
-  if (typeof value !== "string") return null;
-  const email = value.trim();
-  return email.length <= maxProfileEmailLength && email.isWellFormed() && emailPattern.test(email)
-    ? email
-    : null;
 }
 
 /**

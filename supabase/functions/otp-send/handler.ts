@@ -20,16 +20,10 @@ import { maskEmail } from "../_shared/log.ts";
 import { otpCodeSent, otpSendAllowed } from "../_shared/otp_limits.ts";
 import { defineHandler } from "../_shared/pipeline.ts";
 import { stytchFailure } from "../_shared/stytch_failure.ts";
-import { readJson } from "../_shared/validate.ts";
-
-const maxEmailLength = 254; // RFC 5321 path limit
+import { emailAddress, readJson } from "../_shared/validate.ts";
 
 /** The request body, also read by the API document (local/openapi.ts). */
-export const sendBody = z.object({
-  email: z.string().trim().toLowerCase()
-    .max(maxEmailLength, `must be at most ${maxEmailLength} characters`)
-    .pipe(z.email({ error: "must be an email address" })),
-});
+export const sendBody = z.object({ email: emailAddress });
 
 export function createHandler(deps: Deps): Handler {
   return defineHandler(deps, {

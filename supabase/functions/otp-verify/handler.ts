@@ -32,7 +32,7 @@ import {
   otpVerifySucceeded,
   type VerifyVerdict,
 } from "../_shared/otp_limits.ts";
-import type { IdentityError } from "../_shared/person.ts";
+import { type IdentityError, profileEmail } from "../_shared/person.ts";
 import { defineHandler } from "../_shared/pipeline.ts";
 import { signIn } from "../_shared/session_store.ts";
 import { stytchFailure } from "../_shared/stytch_failure.ts";
@@ -45,21 +45,6 @@ export const verifyBody = z.object({
   code: z.string({ error: (issue) => issue.input === undefined ? undefined : "must be 6 digits" })
     .regex(/^[0-9]{6}$/, "must be 6 digits"),
 });
-
-const maxEmailLength = 254; // RFC 5321 path limit, as otp-send and identity.person enforce
-const emailAddress = z.email();
-
-/**
- * The email Stytch answered as it goes on the person, or null when it is not a usable address: an
- * over-long or malformed profile value counts as no email (SPEC §13.8) rather than failing the
- * person's constraints with a 500.
- */
-function usableEmail(email: string): string | null {
-  const trimmed = email.trim();
-  return trimmed.length <= maxEmailLength && emailAddress.safeParse(trimmed).success
-    ? trimmed
-    : null;
-}
 
 const wrongCode = () => new HttpError(401, "INVALID_CODE", "The code is wrong or has expired");
 
@@ -133,7 +118,8 @@ export function createHandler(deps: Deps): Handler {
       signIn(core.sql, {
         provider: "stytch",
         providerUserId: checked.userId,
-        email: usableEmail(checked.email),
+        // An over-long or malformed profile email counts as no email (SPEC §13.8), never a 500.
+        email: profileEmail(checked.email),
         emailVerified: true,
         displayName: null,
       }, { signupMode: core.config.signupMode, now }),

@@ -33,7 +33,7 @@ import type { Deps } from "../_shared/deps.ts";
 import { type Handler, HttpError, json } from "../_shared/http.ts";
 import { defineHandler } from "../_shared/pipeline.ts";
 import { tokenResponse } from "../_shared/tokens.ts";
-import { readJson, validate } from "../_shared/validate.ts";
+import { emailAddress, readJson, validate } from "../_shared/validate.ts";
 import {
   createInvitation,
   listInvitations,
@@ -48,8 +48,6 @@ import {
   workspaceRoles,
 } from "../_shared/workspaces.ts";
 
-const maxEmailLength = 254; // RFC 5321 path limit, as identity.person and otp-send enforce
-
 const roleMessage = "must be owner, admin or member";
 /** A role; an absent one reaches validate() as `invalid_type` on undefined, read as "required". */
 const role = z.string({ error: (issue) => issue.input === undefined ? undefined : roleMessage })
@@ -58,9 +56,7 @@ const role = z.string({ error: (issue) => issue.input === undefined ? undefined 
 const roleBody = z.object({ role });
 
 const invitationBody = z.object({
-  email: z.string().trim().toLowerCase()
-    .max(maxEmailLength, `must be at most ${maxEmailLength} characters`)
-    .pipe(z.email({ error: "must be an email address" })),
+  email: emailAddress,
   role: role.default("member"),
 });
 
