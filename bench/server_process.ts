@@ -91,7 +91,7 @@ async function serve(): Promise<void> {
   const env = Deno.env.toObject();
   const sql = connectDatabase(env.SUPABASE_DB_URL, { max: 10 });
   const server = await startLocalServer({ env, sql });
-  let baseline: Deno.HttpServer | undefined;
+  let baseline: Deno.HttpServer<Deno.NetAddr> | undefined;
   if (Deno.args.includes("--baseline")) {
     const config = loadConfig(env);
     if (!config.core.ok) throw new Error(config.core.message);
