@@ -76,8 +76,9 @@ export async function startServerProcess(
 
 async function* readLines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
   let buffered = "";
-  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-    buffered += chunk;
+  const decoder = new TextDecoder();
+  for await (const bytes of stream) {
+    buffered += decoder.decode(bytes, { stream: true });
     let newline;
     while ((newline = buffered.indexOf("\n")) >= 0) {
       yield buffered.slice(0, newline);
