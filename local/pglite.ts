@@ -7,6 +7,7 @@
  * psql session can look in while the dev server runs, but statements of different connections
  * interleave; the functions' own pool therefore keeps one connection (see `embeddedPoolSize`).
  */
+import { freePort } from "./free_port.ts";
 import { PGlite } from "@electric-sql/pglite";
 import { citext } from "@electric-sql/pglite/contrib/citext";
 import { PGLiteSocketServer } from "@electric-sql/pglite-socket";
@@ -44,11 +45,4 @@ export async function startEmbeddedPostgres(
       await db.close();
     },
   };
-}
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
 }

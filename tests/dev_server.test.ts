@@ -1,3 +1,4 @@
+import { freePort } from "../local/free_port.ts";
 import assert from "node:assert/strict";
 import postgres from "postgres";
 
@@ -89,13 +90,6 @@ Deno.test("npm run dev starts on a fresh clone with no environment, keeps its da
     await Deno.remove(clone, { recursive: true });
   }
 });
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
-}
 
 /** Reads a stream until `pattern` matches, then keeps draining it in the background. */
 async function readUntil(

@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { encodeBase64Url } from "../supabase/functions/_shared/base64url.ts";
+import { jsonSegment, textSegment } from "./support/segments.ts";
 import { decodeJwt, decodeProtectedHeader, SignJWT } from "jose";
 import { createAccessTokens, type TokenSubject } from "../supabase/functions/_shared/jwt.ts";
 import { createJwtKeyring } from "../supabase/functions/_shared/signing_keys.ts";
@@ -151,9 +153,7 @@ function claimsText(overrides: Record<string, string>): string {
 
 /** HS256 over an exact payload text (JSON no library would write, such as 1e999). */
 async function signText(payload: string): Promise<string> {
-  const encode = (text: string) =>
-    btoa(text).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
-  const input = `${encode(JSON.stringify({ alg: "HS256", typ: "JWT" }))}.${encode(payload)}`;
+  const input = `${jsonSegment({ alg: "HS256", typ: "JWT" })}.${textSegment(payload)}`;
   const key = await crypto.subtle.importKey(
     "raw",
     new TextEncoder().encode(testJwtSecret),
@@ -164,7 +164,7 @@ async function signText(payload: string): Promise<string> {
   const mac = new Uint8Array(
     await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(input)),
   );
-  return `${input}.${encode(String.fromCharCode(...mac))}`;
+  return `${input}.${encodeBase64Url(mac)}`;
 }
 
 /** The same token whose signature's last character differs only in bits base64 ignores. */
@@ -209,16 +209,13 @@ dbTest("me answers 401 for every rejected token, TOKEN_EXPIRED for an expired on
 
 /** An `alg: none` token with the given claims. */
 function unsecured(claims: Record<string, unknown>): string {
-  const encode = (value: unknown) =>
-    btoa(JSON.stringify(value)).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
-  return `${encode({ alg: "none", typ: "JWT" })}.${encode(claims)}.`;
+  return `${jsonSegment({ alg: "none", typ: "JWT" })}.${jsonSegment(claims)}.`;
 }
 
 /** The same token with its payload changed (role escalated), signature kept. */
 function tamper(token: string): string {
   const [header, payload, signature] = token.split(".");
   const claims = JSON.parse(atob(payload.replaceAll("-", "+").replaceAll("_", "/")));
-  const forged = btoa(JSON.stringify({ ...claims, role: "service_role" }))
-    .replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
+  const forged = jsonSegment({ ...claims, role: "service_role" });
   return `${header}.${forged}.${signature}`;
 }

@@ -3,6 +3,8 @@
  * signing-key`, published by jwks and accepted by the functions; rotation; every refused header;
  * the legacy secret beside the new keys and without them; each auth mode against each credential.
  */
+import { jsonSegment as b64 } from "./support/segments.ts";
+import { encodeBase64Url } from "../supabase/functions/_shared/base64url.ts";
 import assert from "node:assert/strict";
 import {
   CompactSign,
@@ -332,10 +334,6 @@ function mintServiceRoleKey(): Promise<string> {
   ).setProtectedHeader({ alg: "HS256", typ: "JWT" }).sign(new TextEncoder().encode(testJwtSecret));
 }
 
-function b64(value: unknown): string {
-  return btoa(JSON.stringify(value)).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
-}
-
 /** The alg-confusion forgery: HS256 keyed with the public key's JSON, naming the ES256 kid. */
 async function hs256WithPublicKey(token: string, key: Record<string, unknown>): Promise<string> {
   const { d: _d, key_ops: _k, ext: _e, ...publicJwk } = key;
@@ -351,7 +349,5 @@ async function hs256WithPublicKey(token: string, key: Record<string, unknown>): 
   const mac = new Uint8Array(
     await crypto.subtle.sign("HMAC", hmac, new TextEncoder().encode(input)),
   );
-  return `${input}.${
-    btoa(String.fromCharCode(...mac)).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "")
-  }`;
+  return `${input}.${encodeBase64Url(mac)}`;
 }

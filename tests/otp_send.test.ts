@@ -4,6 +4,7 @@
  * The send limits of SPEC §13.2: per (email, IP) one per 60 s and 5 per hour, per email 15 per
  * hour, per IP 30 per hour, an email's `+tag` ignored.
  */
+import { personsAndSessions } from "./support/person.ts";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import type { StytchEmulator, StytchEmulatorOptions } from "../local/emulators/stytch.ts";
@@ -78,15 +79,6 @@ async function recordedSends(
   const [row] = await testSql()`
     select sent_at from identity.otp_send_limit where scope = ${scope} and key_hash = ${key}`;
   return row ? row.sent_at : null;
-}
-
-async function personsAndSessions(email: string) {
-  const [row] = await testSql()`
-    select
-      (select count(*)::int from identity.person where email = ${email}) as persons,
-      (select count(*)::int from identity.session s join identity.person p on p.id = s.person_id
-        where p.email = ${email}) as sessions`;
-  return row as { persons: number; sessions: number };
 }
 
 dbTest("otp-send sends a code and answers only the method_id", async () => {

@@ -4,6 +4,7 @@
  * limits of SPEC §13.2 (per method_id and IP, per method_id, per IP, method_ids never handed out),
  * provider profiles (§13.8), and every way Stytch can fail.
  */
+import { personsAndSessions } from "./support/person.ts";
 import assert from "node:assert/strict";
 import { decodeProtectedHeader, jwtVerify } from "jose";
 import {
@@ -90,15 +91,6 @@ function verifyRequest(
 /** A six-digit code that differs from `code`. */
 function otherCode(code: string, offset = 1): string {
   return String((Number(code) + offset) % 1_000_000).padStart(6, "0");
-}
-
-async function personsAndSessions(email: string) {
-  const [row] = await testSql()`
-    select
-      (select count(*)::int from identity.person where email = ${email}) as persons,
-      (select count(*)::int from identity.session s join identity.person p on p.id = s.person_id
-        where p.email = ${email}) as sessions`;
-  return row as { persons: number; sessions: number };
 }
 
 function sha256(text: string): Buffer {

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { encodeBase64Url } from "../supabase/functions/_shared/base64url.ts";
 import { decodeJwt } from "jose";
 import { createRefreshTokens } from "../supabase/functions/_shared/refresh_tokens.ts";
 import { createHandler as createLogoutHandler } from "../supabase/functions/logout/handler.ts";
@@ -120,8 +121,7 @@ dbTest("refresh rejects unknown, forged and foreign refresh tokens", async () =>
     (c) => c.charCodeAt(0),
   );
   bytes[bytes.length - 1] ^= 1;
-  const forged = btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_")
-    .replace(/=+$/, "");
+  const forged = encodeBase64Url(bytes);
   const foreign = await createRefreshTokens(["another-secret-with-at-least-32-chars!"]).issue({
     sessionId: decodeJwt(session.access_token).session_id as string,
     counter: 0,

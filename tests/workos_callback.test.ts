@@ -3,6 +3,7 @@
  * exchange over the real SDK against the WorkOS emulator, person linking, and the error redirects
  * that write nothing. Rows are counted before and after every refusal.
  */
+import { encodeBase64Url } from "../supabase/functions/_shared/base64url.ts";
 import assert from "node:assert/strict";
 import { decodeJwt } from "jose";
 import { createStateSealer, maxStateLength } from "../supabase/functions/_shared/state.ts";
@@ -45,8 +46,7 @@ function flipOneByte(state: string, index: number): string {
     (c) => c.charCodeAt(0),
   );
   bytes[index] ^= 0x01;
-  return btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_")
-    .replace(/=+$/, "");
+  return encodeBase64Url(bytes);
 }
 
 async function personByEmail(email: string) {

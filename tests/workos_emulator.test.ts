@@ -2,6 +2,7 @@
  * The WorkOS wrapper (`_shared/workos.ts`) driven through the real `@workos-inc/node` SDK against the
  * local WorkOS emulator: what the functions rely on, and what happens when WorkOS misbehaves.
  */
+import { encodeBase64Url } from "../supabase/functions/_shared/base64url.ts";
 import assert from "node:assert/strict";
 import {
   createWorkosAuth,
@@ -30,7 +31,7 @@ interface Fixture {
   signIn(user?: WorkosEmulatorUser): Promise<{ code: string; codeVerifier: string; state: string }>;
 }
 
-async function withWorkos(
+async function withWorkosClient(
   test: (fixture: Fixture) => void | Promise<void>,
   options: { emulator?: WorkosEmulatorOptions; auth?: WorkosAuthOptions } = {},
 ): Promise<void> {
@@ -64,18 +65,13 @@ async function withWorkos(
 }
 
 async function pkcePair(): Promise<{ codeVerifier: string; codeChallenge: string }> {
-  const codeVerifier = base64Url(crypto.getRandomValues(new Uint8Array(32)));
+  const codeVerifier = encodeBase64Url(crypto.getRandomValues(new Uint8Array(32)));
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(codeVerifier));
-  return { codeVerifier, codeChallenge: base64Url(new Uint8Array(digest)) };
-}
-
-function base64Url(bytes: Uint8Array): string {
-  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_")
-    .replace(/=+$/, "");
+  return { codeVerifier, codeChallenge: encodeBase64Url(new Uint8Array(digest)) };
 }
 
 Deno.test("authorizationUrl points at the emulator with provider authkit, S256 and the state", async () => {
-  await withWorkos(({ emulator, workos }) => {
+  await withWorkosClient(({ emulator, workos }) => {
     const url = new URL(workos.authorizationUrl({ state: "opaque-state", codeChallenge: "abc" }));
     assert.equal(url.origin, emulator.url);
     assert.equal(url.pathname, "/user_management/authorize");
@@ -92,7 +88,7 @@ Deno.test("authorizationUrl points at the emulator with provider authkit, S256 a
 });
 
 Deno.test("the emulated sign-in page is an HTML form and redirects back with code and state", async () => {
-  await withWorkos(async ({ emulator, workos }) => {
+  await withWorkosClient(async ({ emulator, workos }) => {
     const url = workos.authorizationUrl({ state: "s1", codeChallenge: "abc" });
     const page = await fetch(url);
     assert.equal(page.status, 200);
@@ -108,7 +104,7 @@ Deno.test("the emulated sign-in page is an HTML form and redirects back with cod
 });
 
 Deno.test("the emulated sign-in page rejects an unknown client_id with a 400 page", async () => {
-  await withWorkos(async ({ emulator, workos }) => {
+  await withWorkosClient(async ({ emulator, workos }) => {
     const url = new URL(workos.authorizationUrl({ state: "s", codeChallenge: "abc" }));
     url.searchParams.set("client_id", "client_unknown");
     const page = await fetch(url);
@@ -119,7 +115,7 @@ Deno.test("the emulated sign-in page rejects an unknown client_id with a 400 pag
 });
 
 Deno.test("cancelling on the emulated sign-in page redirects back with error=access_denied", async () => {
-  await withWorkos(async ({ workos }) => {
+  await withWorkosClient(async ({ workos }) => {
     const url = workos.authorizationUrl({ state: "s2", codeChallenge: "abc" });
     const answer = await fetch(url, {
       method: "POST",
@@ -136,7 +132,7 @@ Deno.test("cancelling on the emulated sign-in page redirects back with error=acc
 });
 
 Deno.test("exchangeCode returns the WorkOS user and the session id verified via JWKS", async () => {
-  await withWorkos(async ({ emulator, workos, signIn }) => {
+  await withWorkosClient(async ({ emulator, workos, signIn }) => {
     const { code, codeVerifier } = await signIn();
     const result = await workos.exchangeCode(code, codeVerifier);
     assert.equal(result.ok, true);
@@ -153,7 +149,7 @@ Deno.test("exchangeCode returns the WorkOS user and the session id verified via 
 });
 
 Deno.test("exchangeCode reports an unverified email and no names as WorkOS sends them", async () => {
-  await withWorkos(async ({ workos, signIn }) => {
+  await withWorkosClient(async ({ workos, signIn }) => {
     const { code, codeVerifier } = await signIn({ email: "bob@example.com", emailVerified: false });
     const result = await workos.exchangeCode(code, codeVerifier);
     assert.equal(result.ok, true);
@@ -165,7 +161,7 @@ Deno.test("exchangeCode reports an unverified email and no names as WorkOS sends
 });
 
 Deno.test("the same email always signs in as the same WorkOS user, in a new session", async () => {
-  await withWorkos(async ({ workos, signIn }) => {
+  await withWorkosClient(async ({ workos, signIn }) => {
     const first = await signIn();
     const second = await signIn({ ...person, email: "ADA@example.com" });
     const a = await workos.exchangeCode(first.code, first.codeVerifier);
@@ -182,7 +178,7 @@ Deno.test("the same email gets the same WorkOS user id after an emulator restart
 
 async function idOfAdaOnAFreshEmulator(): Promise<string> {
   let id = "";
-  await withWorkos(async ({ workos, signIn }) => {
+  await withWorkosClient(async ({ workos, signIn }) => {
     const { code, codeVerifier } = await signIn();
     const result = await workos.exchangeCode(code, codeVerifier);
     assert.ok(result.ok);
@@ -192,7 +188,7 @@ async function idOfAdaOnAFreshEmulator(): Promise<string> {
 }
 
 Deno.test("exchangeCode refuses a wrong code verifier as invalid_grant", async () => {
-  await withWorkos(async ({ workos, signIn }) => {
+  await withWorkosClient(async ({ workos, signIn }) => {
     const { code } = await signIn();
     const { codeVerifier: otherVerifier } = await pkcePair();
     assert.deepEqual(await workos.exchangeCode(code, otherVerifier), {
@@ -203,7 +199,7 @@ Deno.test("exchangeCode refuses a wrong code verifier as invalid_grant", async (
 });
 
 Deno.test("exchangeCode refuses a code used twice as invalid_grant", async () => {
-  await withWorkos(async ({ workos, signIn }) => {
+  await withWorkosClient(async ({ workos, signIn }) => {
     const { code, codeVerifier } = await signIn();
     assert.equal((await workos.exchangeCode(code, codeVerifier)).ok, true);
     assert.deepEqual(await workos.exchangeCode(code, codeVerifier), {
@@ -214,7 +210,7 @@ Deno.test("exchangeCode refuses a code used twice as invalid_grant", async () =>
 });
 
 Deno.test("exchangeCode refuses an unknown or empty code as invalid_grant", async () => {
-  await withWorkos(async ({ emulator, workos }) => {
+  await withWorkosClient(async ({ emulator, workos }) => {
     const { codeVerifier } = await pkcePair();
     assert.deepEqual(await workos.exchangeCode("not-a-code", codeVerifier), {
       ok: false,
@@ -230,7 +226,7 @@ Deno.test("exchangeCode refuses an unknown or empty code as invalid_grant", asyn
 
 Deno.test("exchangeCode refuses a code older than 10 minutes as invalid_grant", async () => {
   let clock = Date.now();
-  await withWorkos(async ({ workos, signIn }) => {
+  await withWorkosClient(async ({ workos, signIn }) => {
     const { code, codeVerifier } = await signIn();
     clock += 10 * 60 * 1000 + 1;
     assert.deepEqual(await workos.exchangeCode(code, codeVerifier), {
@@ -241,7 +237,7 @@ Deno.test("exchangeCode refuses a code older than 10 minutes as invalid_grant", 
 });
 
 Deno.test("exchangeCode fetches WorkOS's JWKS once for several exchanges", async () => {
-  await withWorkos(async ({ emulator, workos, signIn }) => {
+  await withWorkosClient(async ({ emulator, workos, signIn }) => {
     for (let i = 0; i < 3; i++) {
       const { code, codeVerifier } = await signIn();
       assert.equal((await workos.exchangeCode(code, codeVerifier)).ok, true);
@@ -252,7 +248,7 @@ Deno.test("exchangeCode fetches WorkOS's JWKS once for several exchanges", async
 });
 
 Deno.test("exchangeCode checks the access token issuer when one is configured", async () => {
-  await withWorkos(async ({ emulator, signIn }) => {
+  await withWorkosClient(async ({ emulator, signIn }) => {
     const config = {
       apiKey: emulator.apiKey,
       clientId: emulator.clientId,
@@ -273,7 +269,7 @@ Deno.test("exchangeCode checks the access token issuer when one is configured", 
 });
 
 Deno.test("exchangeCode reports provider_error when the API key is wrong", async () => {
-  await withWorkos(async ({ emulator, signIn }) => {
+  await withWorkosClient(async ({ emulator, signIn }) => {
     const workos = createWorkosAuth({
       apiKey: "sk_test_wrong",
       clientId: emulator.clientId,
@@ -289,7 +285,7 @@ Deno.test("exchangeCode reports provider_error when the API key is wrong", async
 });
 
 Deno.test("exchangeCode reports provider_error when WorkOS answers 500", async () => {
-  await withWorkos(async ({ emulator, workos, signIn }) => {
+  await withWorkosClient(async ({ emulator, workos, signIn }) => {
     const { code, codeVerifier } = await signIn();
     emulator.failWith = "error";
     assert.deepEqual(await workos.exchangeCode(code, codeVerifier), {
@@ -301,7 +297,7 @@ Deno.test("exchangeCode reports provider_error when WorkOS answers 500", async (
 });
 
 Deno.test("exchangeCode retries a 500 when retries are allowed, within the deadline", async () => {
-  await withWorkos(async ({ emulator, workos, signIn }) => {
+  await withWorkosClient(async ({ emulator, workos, signIn }) => {
     const { code, codeVerifier } = await signIn();
     emulator.failWith = "error";
     const started = Date.now();
@@ -315,7 +311,7 @@ Deno.test("exchangeCode retries a 500 when retries are allowed, within the deadl
 });
 
 Deno.test("exchangeCode reports provider_error quickly when WorkOS is stopped", async () => {
-  await withWorkos(async ({ emulator, workos, signIn }) => {
+  await withWorkosClient(async ({ emulator, workos, signIn }) => {
     const { code, codeVerifier } = await signIn();
     await emulator.close();
     const started = Date.now();
@@ -328,7 +324,7 @@ Deno.test("exchangeCode reports provider_error quickly when WorkOS is stopped", 
 });
 
 Deno.test("exchangeCode reports provider_error within timeoutMs when WorkOS hangs", async () => {
-  await withWorkos(async ({ emulator, workos, signIn }) => {
+  await withWorkosClient(async ({ emulator, workos, signIn }) => {
     const { code, codeVerifier } = await signIn();
     emulator.failWith = "hang";
     const started = Date.now();
@@ -342,7 +338,7 @@ Deno.test("exchangeCode reports provider_error within timeoutMs when WorkOS hang
 });
 
 Deno.test("exchangeCode reports provider_error when WorkOS's JWKS answers 500", async () => {
-  await withWorkos(async ({ emulator, workos, signIn }) => {
+  await withWorkosClient(async ({ emulator, workos, signIn }) => {
     const { code, codeVerifier } = await signIn();
     emulator.failWith = "error";
     emulator.failEndpoints = ["jwks"];
@@ -356,7 +352,7 @@ Deno.test("exchangeCode reports provider_error when WorkOS's JWKS answers 500", 
 });
 
 Deno.test("exchangeCode reports provider_error within timeoutMs when WorkOS's JWKS hangs", async () => {
-  await withWorkos(async ({ emulator, workos, signIn }) => {
+  await withWorkosClient(async ({ emulator, workos, signIn }) => {
     const { code, codeVerifier } = await signIn();
     emulator.failWith = "hang";
     emulator.failEndpoints = ["jwks"];
@@ -371,7 +367,7 @@ Deno.test("exchangeCode reports provider_error within timeoutMs when WorkOS's JW
 });
 
 Deno.test("revokeSession ends the WorkOS session", async () => {
-  await withWorkos(async ({ emulator, workos, signIn }) => {
+  await withWorkosClient(async ({ emulator, workos, signIn }) => {
     const { code, codeVerifier } = await signIn();
     const result = await workos.exchangeCode(code, codeVerifier);
     assert.ok(result.ok);
@@ -382,7 +378,7 @@ Deno.test("revokeSession ends the WorkOS session", async () => {
 });
 
 Deno.test("revokeSession returns false for a session WorkOS does not know", async () => {
-  await withWorkos(async ({ emulator, workos }) => {
+  await withWorkosClient(async ({ emulator, workos }) => {
     assert.equal(await workos.revokeSession("session_01UNKNOWN"), false);
     assert.equal(await workos.revokeSession(""), false);
     assert.equal(emulator.revokedSessions.size, 0);
@@ -390,7 +386,7 @@ Deno.test("revokeSession returns false for a session WorkOS does not know", asyn
 });
 
 Deno.test("revokeSession returns false within timeoutMs when WorkOS hangs", async () => {
-  await withWorkos(async ({ emulator, workos, signIn }) => {
+  await withWorkosClient(async ({ emulator, workos, signIn }) => {
     const { code, codeVerifier } = await signIn();
     const result = await workos.exchangeCode(code, codeVerifier);
     assert.ok(result.ok);
@@ -403,7 +399,7 @@ Deno.test("revokeSession returns false within timeoutMs when WorkOS hangs", asyn
 });
 
 Deno.test("logoutUrl points at the emulator with the session id and ends the session there", async () => {
-  await withWorkos(async ({ emulator, workos, signIn }) => {
+  await withWorkosClient(async ({ emulator, workos, signIn }) => {
     const { code, codeVerifier } = await signIn();
     const result = await workos.exchangeCode(code, codeVerifier);
     assert.ok(result.ok);

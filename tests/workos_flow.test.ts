@@ -4,6 +4,7 @@
  * callback → tokens → me → refresh → logout (platform and WorkOS sessions both revoked). Then the
  * WorkOS part of logout on its own.
  */
+import { freePort } from "../local/free_port.ts";
 import assert from "node:assert/strict";
 import { decodeProtectedHeader, jwtVerify } from "jose";
 import { signIn } from "../supabase/functions/_shared/session_store.ts";
@@ -18,12 +19,6 @@ import { signInForTest } from "./support/sessions.ts";
 import { fragmentOf, siteUrl, withWorkos, workosEnv } from "./support/workos.ts";
 
 /** A port nobody listens on right now, so WORKOS_REDIRECT_URI can name the server's. */
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
-}
 
 dbTest("WorkOS sign-in over HTTP: login, AuthKit, callback, me, refresh, logout", async () => {
   const emulator = await startWorkosEmulator();

@@ -2,6 +2,7 @@
  * workos-login: the AuthKit authorize URL, the sealed state it carries, and return_to validation
  * (open redirects), with the real SDK pointed at the WorkOS emulator.
  */
+import { encodeBase64Url } from "../supabase/functions/_shared/base64url.ts";
 import assert from "node:assert/strict";
 import { s256CodeChallenge } from "../supabase/functions/_shared/pkce.ts";
 import { resolveReturnTo } from "../supabase/functions/_shared/redirects.ts";
@@ -334,8 +335,7 @@ async function sha256Base64Url(value: string): Promise<string> {
   const digest = new Uint8Array(
     await crypto.subtle.digest("SHA-256", new TextEncoder().encode(value)),
   );
-  return btoa(String.fromCharCode(...digest)).replaceAll("+", "-").replaceAll("/", "_")
-    .replace(/=+$/, "");
+  return encodeBase64Url(digest);
 }
 
 dbTest(

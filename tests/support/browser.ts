@@ -3,6 +3,7 @@
  * downloads), and `npm run dev`'s server (`deno task dev`) started as a child process, exactly as a
  * developer starts it.
  */
+import { freePort } from "../../local/free_port.ts";
 import { type Browser, chromium } from "playwright-core";
 
 /** Where Debian's `chromium` package puts the browser. */
@@ -126,11 +127,4 @@ export async function startDevServer(timeoutMs = 60_000): Promise<DevServer> {
   throw new Error(
     `npm run dev did not answer /_dev/config.json within ${timeoutMs} ms:\n${printed}`,
   );
-}
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
 }

@@ -37,3 +37,13 @@ export async function upsertPerson(
   if (result.error) return { ok: false, error: result.error };
   return { ok: true, person: result.person, isNewUser: result.is_new_user };
 }
+
+/** How many persons hold `email`, and how many sessions they have. */
+export async function personsAndSessions(email: string) {
+  const [row] = await testSql()`
+    select
+      (select count(*)::int from identity.person where email = ${email}) as persons,
+      (select count(*)::int from identity.session s join identity.person p on p.id = s.person_id
+        where p.email = ${email}) as sessions`;
+  return row as { persons: number; sessions: number };
+}
