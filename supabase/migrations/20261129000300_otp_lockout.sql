@@ -147,10 +147,9 @@ end
 $$;
 
 -- Verification is counted per sent code, no longer per method_id alone.
-drop function identity.otp_verify_attempt(text, timestamptz);
+drop function identity.otp_verify_attempt(text, int, timestamptz);
 drop function identity.otp_verify_release(text, timestamptz);
 drop function identity.otp_code_sent(text, timestamptz);
-drop function identity.sweep_otp_verify_attempt(timestamptz);
 drop table identity.otp_verify_attempt;
 
 -- The method_ids otp-send handed out, each with the wrong codes tried against its current code.

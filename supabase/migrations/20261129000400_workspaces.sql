@@ -207,7 +207,8 @@ $$;
 -- A provider sign-in (otp-verify, workos-callback): upsert, provisioning of a new person (which
 -- accepts their invitations), acceptance for an existing person, then a session whose current
 -- workspace is the sign-in choice.
-create or replace function identity.sign_in(
+drop function identity.sign_in(text, text, text, boolean, text, text, boolean, int, timestamptz);
+create function identity.sign_in(
   p_provider text,
   p_provider_user_id text,
   p_email text,
@@ -268,7 +269,8 @@ $$;
 
 -- Rotate a refresh token (session id + counter, already authenticated by its HMAC). Statuses as
 -- before; a rotated or replayed token also accepts invitations and keeps the workspace current.
-create or replace function identity.rotate_refresh_token(
+drop function identity.rotate_refresh_token(uuid, bigint, int, int, timestamptz);
+create function identity.rotate_refresh_token(
   p_session_id uuid,
   p_counter bigint,
   p_now timestamptz
