@@ -48,29 +48,37 @@ export async function benchLoad(options: LoadOptions): Promise<BenchResult[]> {
   const server = await startServerProcess(env, { baseline: true });
   try {
     const bearer = (i: number) => ({ authorization: `Bearer ${sessions[i].access_token}` });
-    const run = (op: (client: number) => Promise<void>) => underLoad(clients, requests, op);
-
-    const baseline = await run(async (i) => {
-      await expectOk(await fetch(server.baselineUrl!, { headers: bearer(i) }));
-    });
-    const me = await run(async (i) => {
-      await expectOk(await fetch(`${server.functionsUrl}/me`, { headers: bearer(i) }));
-    });
-    const bearerRefresh = await run(async (i) => {
-      const res = await fetch(`${server.functionsUrl}/refresh`, {
-        method: "POST",
-        headers: bearer(i),
-      });
-      sessions[i].access_token = (await expectOk(res)).access_token;
-    });
-    const rotatingRefresh = await run(async (i) => {
-      const res = await fetch(`${server.functionsUrl}/refresh`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ refresh_token: rotating[i].refresh_token }),
-      });
-      rotating[i].refresh_token = (await expectOk(res)).refresh_token;
-    });
+    const ops = {
+      baseline: async (i: number) => {
+        await expectOk(await fetch(server.baselineUrl!, { headers: bearer(i) }));
+      },
+      me: async (i: number) => {
+        await expectOk(await fetch(`${server.functionsUrl}/me`, { headers: bearer(i) }));
+      },
+      bearerRefresh: async (i: number) => {
+        const res = await fetch(`${server.functionsUrl}/refresh`, {
+          method: "POST",
+          headers: bearer(i),
+        });
+        sessions[i].access_token = (await expectOk(res)).access_token;
+      },
+      rotatingRefresh: async (i: number) => {
+        const res = await fetch(`${server.functionsUrl}/refresh`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ refresh_token: rotating[i].refresh_token }),
+        });
+        rotating[i].refresh_token = (await expectOk(res)).refresh_token;
+      },
+    };
+    // Everything warm (compiled code, the pool's connections) before anything is measured.
+    for (const op of Object.values(ops)) await underLoad(clients, clients * 10, op);
+    const run = (op: (client: number) => Promise<void>) =>
+      underLoad(clients, requests, op, { warmup: 0 });
+    const baseline = await run(ops.baseline);
+    const me = await run(ops.me);
+    const bearerRefresh = await run(ops.bearerRefresh);
+    const rotatingRefresh = await run(ops.rotatingRefresh);
 
     const result = (name: string, figures: LoadFigures): BenchResult => ({
       name: `under load: ${name} (${clients} clients, ${requests} requests)`,

@@ -8,7 +8,7 @@
  */
 import { startStytchEmulator } from "../local/emulators/stytch.ts";
 import { createScratchDatabase } from "../local/scratch_database.ts";
-import { connectDatabase } from "../supabase/functions/_shared/db.ts";
+import { connectDatabase } from "../supabase/functions/_shared/pool.ts";
 import { benchColdStart, deployedFunctions } from "./cold_start.ts";
 import { cpuMeter } from "./cpu.ts";
 import { benchEmailDispatch } from "./email.ts";

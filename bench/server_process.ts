@@ -2,14 +2,15 @@
  * The local server in a process of its own, for the load and leak benches: its latencies are not
  * those of a client sharing its event loop, and its memory is its own. The bench talks to it over
  * stdin/stdout, one JSON line each way: the child prints its URLs once listening, answers `rss`
- * with its resident set size, and exits when stdin closes (so it never outlives the bench).
+ * with its resident set size (and `gc` with its JS heap after a full collection, when started with
+ * `exposeGc`), and exits when stdin closes (so it never outlives the bench).
  *
  * With `--baseline`, the child also serves a baseline on another port: a JWT verify and
  * `select 1` on the same pool, what `me` cannot avoid (as in me.ts).
  */
 import { startLocalServer } from "../local/server.ts";
 import { loadConfig } from "../supabase/functions/_shared/config.ts";
-import { connectDatabase } from "../supabase/functions/_shared/db.ts";
+import { connectDatabase } from "../supabase/functions/_shared/pool.ts";
 import { createSessionTokens } from "../supabase/functions/_shared/tokens.ts";
 
 export interface ServerProcess {
@@ -19,6 +20,11 @@ export interface ServerProcess {
   pid: number;
   /** The child's resident set size, in bytes. */
   rss(): Promise<number>;
+  /**
+   * The child's JS heap in use after a full collection (bytes): what it retains, garbage aside.
+   * Needs `exposeGc`; the collection itself may change what RSS reads next.
+   */
+  retainedHeap(): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -32,7 +38,7 @@ const encoder = new TextEncoder();
 /** Starts the child with `env` as the functions' environment; resolves once it listens. */
 export async function startServerProcess(
   env: Record<string, string>,
-  options: { baseline?: boolean } = {},
+  options: { baseline?: boolean; exposeGc?: boolean } = {},
 ): Promise<ServerProcess> {
   const child = new Deno.Command(Deno.execPath(), {
     args: [
@@ -41,6 +47,7 @@ export async function startServerProcess(
       "--allow-env",
       "--allow-read",
       "--allow-sys",
+      ...(options.exposeGc ? ["--v8-flags=--expose-gc"] : []),
       "--config",
       new URL("../deno.json", import.meta.url).pathname,
       new URL(import.meta.url).pathname,
@@ -65,6 +72,11 @@ export async function startServerProcess(
     async rss() {
       await stdin.write(encoder.encode("rss\n"));
       return (await next<{ rss: number }>()).rss;
+    },
+    async retainedHeap() {
+      if (!options.exposeGc) throw new Error("start the server process with exposeGc");
+      await stdin.write(encoder.encode("gc\n"));
+      return (await next<{ heapUsed: number }>()).heapUsed;
     },
     async close() {
       await stdin.close();
@@ -116,6 +128,10 @@ async function serve(): Promise<void> {
   });
   for await (const line of readLines(Deno.stdin.readable)) {
     if (line === "rss") await say({ rss: Deno.memoryUsage().rss });
+    if (line === "gc") {
+      (globalThis as { gc?: () => void }).gc?.();
+      await say({ heapUsed: Deno.memoryUsage().heapUsed });
+    }
   }
   await baseline?.shutdown();
   await server.close();

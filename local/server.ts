@@ -7,7 +7,8 @@
  */
 import { SignJWT } from "jose";
 import type { Env } from "../supabase/functions/_shared/config.ts";
-import { connectDatabase, type Sql } from "../supabase/functions/_shared/db.ts";
+import type { Sql } from "../supabase/functions/_shared/db.ts";
+import { connectDatabase } from "../supabase/functions/_shared/pool.ts";
 import { defaultDeps, type Deps } from "../supabase/functions/_shared/deps.ts";
 import { type Handler, json } from "../supabase/functions/_shared/http.ts";
 

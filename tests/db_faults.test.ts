@@ -5,7 +5,7 @@
  * back.
  */
 import assert from "node:assert/strict";
-import { connectDatabase } from "../supabase/functions/_shared/db.ts";
+import { connectDatabase } from "../supabase/functions/_shared/pool.ts";
 import { createHandler as createMeHandler } from "../supabase/functions/me/handler.ts";
 import { createHandler as createSignupHandler } from "../supabase/functions/signup-webhook/handler.ts";
 import { dbTest, testDatabaseKind, testDatabaseUrl, testSql } from "./support/db.ts";

@@ -2,7 +2,8 @@
  * The test database: a fresh, migrated database per run, created by local/test.ts and passed as
  * TEST_DATABASE_URL. One pool for the whole run.
  */
-import { connectDatabase, type Sql } from "../../supabase/functions/_shared/db.ts";
+import type { Sql } from "../../supabase/functions/_shared/db.ts";
+import { connectDatabase } from "../../supabase/functions/_shared/pool.ts";
 
 export const testDatabaseUrl = Deno.env.get("TEST_DATABASE_URL") ?? "";
 export const testDatabaseKind = Deno.env.get("TEST_DATABASE_KIND") ?? "postgres";

@@ -8,7 +8,7 @@
 import { z } from "zod";
 import { type ApiKeys, parseApiKeys } from "./api_keys.ts";
 import type { LogLevel } from "./log.ts";
-import { parseSigningKeys, type SigningKeyJwk } from "./signing_keys.ts";
+import { parseSigningKeys, type SigningKeyJwk } from "./signing_key_config.ts";
 
 export type Env = Record<string, string | undefined>;
 

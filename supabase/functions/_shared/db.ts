@@ -1,13 +1,22 @@
 /**
- * The database client: postgres.js on SUPABASE_DB_URL, the service connection that owns the
- * tables (row-level security protects them from `anon` and `authenticated`, not from it), and
- * `callFunction`, the one way the SQL seam modules talk to it: one SQL function call, one round
- * trip.
+ * The database: the service connection on SUPABASE_DB_URL, which owns the tables (row-level
+ * security protects them from `anon` and `authenticated`, not from it), and `callFunction`, the
+ * one way the SQL seam modules talk to it: one SQL function call, one round trip.
+ *
+ * A function's connection is lazy (`lazyDatabase`): postgres.js is loaded and the pool opened by
+ * the first query, so a cold start that answers without the database pays for neither.
  */
-import postgres from "postgres";
+import type postgres from "postgres";
 import { HttpError } from "./http.ts";
 
+/** A postgres.js pool (tools and tests use all of it; see pool.ts). */
 export type Sql = postgres.Sql;
+
+/** What the functions need of a connection: a query as text, cancellable, and closing. */
+export interface Database {
+  unsafe(query: string): Promise<postgres.Row[]> & { cancel(): unknown };
+  end(options?: { timeout?: number }): Promise<void>;
+}
 
 /** The deadline of every SQL call, taking a connection included (SPEC §13.6). */
 export const sqlDeadlineMs = 5_000; // 5 s
@@ -15,18 +24,32 @@ export const sqlDeadlineMs = 5_000; // 5 s
 const retryAfterSeconds = 5;
 
 /**
- * One pool per process. `prepare: false` because Supabase's transaction pooler (port 6543) cannot
- * keep prepared statements across transactions.
+ * The pool of `url`, opened (and postgres.js loaded) by the first query rather than at start. A
+ * query cancelled before the pool was open is cancelled as soon as it is sent.
  */
-export function connectDatabase(url: string, options: { max?: number } = {}): Sql {
-  return postgres(url, {
-    prepare: false,
-    max: options.max ?? 5,
-    idle_timeout: 60,
-    connect_timeout: sqlDeadlineMs / 1000,
-    onnotice: () => {},
-    connection: { application_name: "platform-auth-functions" },
-  });
+export function lazyDatabase(url: string): Database {
+  let pool: Promise<Sql> | undefined;
+  const open = () => pool ??= import("./pool.ts").then((m) => m.connectDatabase(url));
+  return {
+    unsafe(query) {
+      let sent: ReturnType<Sql["unsafe"]> | undefined;
+      let cancelled = false;
+      const rows = open().then((sql) => {
+        sent = sql.unsafe(query);
+        if (cancelled) sent.cancel();
+        return sent;
+      });
+      return Object.assign(rows, {
+        cancel() {
+          cancelled = true;
+          sent?.cancel();
+        },
+      });
+    },
+    async end(options) {
+      if (pool) await (await pool).end(options);
+    },
+  };
 }
 
 /** 503 DATABASE_UNAVAILABLE with Retry-After: what a request gets when Postgres cannot answer. */
@@ -62,7 +85,7 @@ const defaultTag = "$arg$";
  * await callFunction<boolean>(sql, "identity.otp_code_sent", { p_method_id: id, p_now: now });
  */
 export async function callFunction<T>(
-  sql: Sql,
+  sql: Database,
   name: string,
   args: Record<string, SqlArgument>,
 ): Promise<T> {

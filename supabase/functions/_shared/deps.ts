@@ -10,7 +10,7 @@ import {
   type StytchConfig,
   type WorkosConfig,
 } from "./config.ts";
-import { connectDatabase, type Sql } from "./db.ts";
+import { type Database, lazyDatabase } from "./db.ts";
 import { createLogger, type Logger } from "./log.ts";
 import type { StytchOtp } from "./stytch.ts";
 import type { WorkosAuth } from "./workos.ts";
@@ -18,7 +18,7 @@ import type { WorkosAuth } from "./workos.ts";
 export interface Deps {
   config: Config;
   /** The service connection; null when SUPABASE_DB_URL is missing or malformed. */
-  sql: Sql | null;
+  sql: Database | null;
   now: () => Date;
   /** The process logger; each request logs through a child carrying its request id. */
   log: Logger;
@@ -41,7 +41,7 @@ export function defaultDeps(env: Env = Deno.env.toObject(), overrides: Partial<D
   return {
     config,
     sql: config.database.ok && overrides.sql === undefined
-      ? connectDatabase(config.database.value.url)
+      ? lazyDatabase(config.database.value.url)
       : null,
     now: () => new Date(),
     log: createLogger({ level: config.logLevel }),

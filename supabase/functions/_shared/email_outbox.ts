@@ -3,7 +3,7 @@
  * them, one SQL call each (migration 20261129000500_email_delivery.sql). Batch size, lease, backoff
  * and the number of attempts are policy numbers in SQL (`identity.policy`), not here.
  */
-import { callFunction, type Sql } from "./db.ts";
+import { callFunction, type Database } from "./db.ts";
 
 /** An outbox row a run has claimed: leased to this run until it records an outcome. */
 export interface ClaimedEmail {
@@ -45,13 +45,13 @@ export interface RecordedOutcomes {
  * Claims up to a batch of due `ready` rows (`for update skip locked`) and leases them to the
  * caller in the same statement, so no concurrent run can take them.
  */
-export async function claimDueEmails(sql: Sql, now: Date): Promise<Claim> {
+export async function claimDueEmails(sql: Database, now: Date): Promise<Claim> {
   return await callFunction(sql, "identity.claim_due_emails", { p_now: now });
 }
 
 /** Records the outcomes of claimed rows in one round trip; rows no longer ready are left alone. */
 export async function recordEmailOutcomes(
-  sql: Sql,
+  sql: Database,
   outcomes: EmailOutcome[],
   now: Date,
 ): Promise<RecordedOutcomes> {

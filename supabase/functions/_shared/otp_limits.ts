@@ -7,7 +7,7 @@
  * Limits key on the pair (email, IP) or (method_id, IP) first, with wider limits per email and per
  * method_id, so that a stranger from one or two IPs cannot spend the owner's budget.
  */
-import { callFunction, type Sql } from "./db.ts";
+import { callFunction, type Database } from "./db.ts";
 
 /** Which send limit refused a send (for logs). */
 export type SendLimit =
@@ -25,7 +25,7 @@ export type SendVerdict =
  * is not, so hammering does not push the wait further out.
  */
 export async function otpSendAllowed(
-  sql: Sql,
+  sql: Database,
   request: { email: string; ip: string },
   now: Date,
 ): Promise<SendVerdict> {
@@ -40,7 +40,7 @@ export async function otpSendAllowed(
  * otp-send, after Stytch sent a new code: the method_id is on record as handed out (otp-verify
  * refuses any other), and every count against it starts again.
  */
-export async function otpCodeSent(sql: Sql, methodId: string, now: Date): Promise<void> {
+export async function otpCodeSent(sql: Database, methodId: string, now: Date): Promise<void> {
   await callFunction(sql, "identity.otp_code_sent", { p_method_id: methodId, p_now: now });
 }
 
@@ -62,7 +62,7 @@ export type VerifyVerdict =
 
 /** otp-verify, before Stytch is called: counts this attempt unless a limit is reached. */
 export async function otpVerifyAttempt(
-  sql: Sql,
+  sql: Database,
   attempt: { methodId: string; ip: string },
   now: Date,
 ): Promise<VerifyVerdict> {
@@ -78,7 +78,7 @@ export async function otpVerifyAttempt(
  * counted at `now` (the same request's time) is given back to the method and the IP.
  */
 export async function otpVerifyRelease(
-  sql: Sql,
+  sql: Database,
   attempt: { methodId: string; ip: string },
   now: Date,
 ): Promise<void> {
@@ -93,6 +93,6 @@ export async function otpVerifyRelease(
  * otp-verify, when Stytch accepted the code: a success is not a failed verify, so the IP's
  * attempt counted at `now` is given back.
  */
-export async function otpVerifySucceeded(sql: Sql, ip: string, now: Date): Promise<void> {
+export async function otpVerifySucceeded(sql: Database, ip: string, now: Date): Promise<void> {
   await callFunction(sql, "identity.otp_verify_succeeded", { p_ip: ip, p_now: now });
 }

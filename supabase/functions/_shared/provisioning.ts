@@ -3,7 +3,7 @@
  * reads the auth.users row itself and only ever moves forward, so deliveries may repeat and come
  * in any order.
  */
-import { callFunction, type Sql } from "./db.ts";
+import { callFunction, type Database } from "./db.ts";
 
 export type ProvisionResult =
   | { person_id: string; workspace_id: string | null; email_conflict: boolean }
@@ -15,7 +15,7 @@ export type ProvisionResult =
  * without asking the user: the email then proves nothing and stays off the person.
  */
 export async function provisionAuthUser(
-  sql: Sql,
+  sql: Database,
   user: { userId: string; emailConfirmation: "required" | "off" },
   now: Date,
 ): Promise<ProvisionResult> {
@@ -28,7 +28,7 @@ export async function provisionAuthUser(
 
 /** Whether `email` has an open invitation (before-user-created in invite mode). */
 export async function hasOpenInvitation(
-  sql: Sql,
+  sql: Database,
   email: string | null,
   now: Date,
 ): Promise<boolean> {

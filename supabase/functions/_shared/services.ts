@@ -8,7 +8,7 @@
  */
 import type { ApiKeyMatcher } from "./api_keys.ts";
 import type { CoreConfig, EmailConfig, Feature, WhatsappConfig, WorkosConfig } from "./config.ts";
-import type { Sql } from "./db.ts";
+import type { Database } from "./db.ts";
 import type { Deps } from "./deps.ts";
 import { type ErrorCode, HttpError } from "./http.ts";
 import type { ResendClient } from "./resend.ts";
@@ -21,7 +21,7 @@ import type { WorkosAuth } from "./workos.ts";
 /** The platform: core settings, the service connection and the token codecs. */
 export interface CoreServices {
   config: CoreConfig;
-  sql: Sql;
+  sql: Database;
   tokens: SessionTokens;
   /** The project's publishable and secret keys, hashed once. */
   apiKeys: ApiKeyMatcher;
@@ -49,7 +49,7 @@ export interface EmailServices {
 export interface Services {
   core: CoreServices;
   /** The service connection alone (the webhooks need no JWT settings). */
-  database: Sql;
+  database: Database;
   stytch: StytchOtp;
   workos: WorkosServices;
   whatsapp: WhatsappConfig;

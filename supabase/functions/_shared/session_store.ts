@@ -2,7 +2,7 @@
  * The session SQL (SPEC §6): open a session after a provider sign-in, rotate refresh tokens, read
  * a live session, `me`, and revoke. One typed function per SQL function, each one round trip.
  */
-import { callFunction, type Sql } from "./db.ts";
+import { callFunction, type Database } from "./db.ts";
 import type { IdentityError, Person, ProviderIdentity } from "./person.ts";
 import type { RefreshTokenParts } from "./refresh_tokens.ts";
 
@@ -32,7 +32,7 @@ export type SignInResult =
  * trip (identity.sign_in). In `invite` signup mode a new person needs an open invitation.
  */
 export async function signIn(
-  sql: Sql,
+  sql: Database,
   identity: ProviderIdentity,
   options: { workosSessionId?: string; signupMode: "open" | "invite"; now: Date },
 ): Promise<SignInResult> {
@@ -60,7 +60,7 @@ export type RotateResult =
  * (identity.rotate_refresh_token; the grace period is the database's policy).
  */
 export async function rotateRefreshToken(
-  sql: Sql,
+  sql: Database,
   parts: RefreshTokenParts,
   now: Date,
 ): Promise<RotateResult> {
@@ -77,7 +77,7 @@ export async function rotateRefreshToken(
  * rotation is too long ago (SPEC §13.3); null when the session was revoked or expired.
  */
 export async function liveSession(
-  sql: Sql,
+  sql: Database,
   session: { sessionId: string; personId: string; generation: number },
   now: Date,
 ): Promise<SessionPayload | { renewable: false } | null> {
@@ -97,7 +97,7 @@ export interface MeAnswer {
 
 /** The person and their workspaces, or null when the session was revoked or expired. */
 export async function readMe(
-  sql: Sql,
+  sql: Database,
   session: { sessionId: string; personId: string },
   now: Date,
 ): Promise<MeAnswer | null> {
@@ -110,7 +110,7 @@ export async function readMe(
 
 /** Revokes a live session; returns its WorkOS session id (if any), or null if it was not live. */
 export async function revokeSession(
-  sql: Sql,
+  sql: Database,
   session: { sessionId: string; personId: string },
   now: Date,
 ): Promise<{ workos_session_id: string | null } | null> {

@@ -6,20 +6,10 @@
  */
 import { CompactSign, compactVerify, importJWK } from "jose";
 import { decodeBase64Url, encodeBase64Url } from "./base64url.ts";
+import { isPlainObject, type SigningKeyJwk } from "./signing_key_config.ts";
 
-/** A private signing JWK as `supabase gen signing-key` prints it (ES256: kty EC, crv P-256; RS256: kty RSA). */
-export interface SigningKeyJwk {
-  kty: "EC" | "RSA";
-  kid: string;
-  alg: "ES256" | "RS256";
-  d: string;
-  [member: string]: unknown;
-}
-
-/** The keys of `JWT_SIGNING_KEYS`, or what is wrong with them (never a key's value). */
-export type ParsedSigningKeys =
-  | { ok: true; keys: SigningKeyJwk[] }
-  | { ok: false; message: string };
+export type { ParsedSigningKeys, SigningKeyJwk } from "./signing_key_config.ts";
+export { parseSigningKeys } from "./signing_key_config.ts";
 
 /** The public half of a signing key, as the jwks endpoint publishes it. */
 export interface PublicJwk {
@@ -53,10 +43,6 @@ export interface JwtKeyring {
   publicJwks: PublicJwk[];
 }
 
-const variable = "JWT_SIGNING_KEYS";
-const minRsaModulusBits = 2048;
-/** The CRT members Deno needs to import an RSA private key. */
-const rsaPrivateMembers = ["p", "q", "dp", "dq", "qi"];
 /**
  * Header parameters that point at keys or certificates elsewhere, or carry a key themselves, and
  * `crit` (extensions we do not implement). A token naming any of them is refused outright: the
@@ -66,89 +52,6 @@ const refusedHeaderParameters = ["jku", "x5u", "jwk", "x5c", "crit"];
 
 const encoder = new TextEncoder();
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
-
-/**
- * Parses `JWT_SIGNING_KEYS`: one private JWK or a JSON array of them, as printed by
- * `supabase gen signing-key --algorithm ES256` (or `RS256`). A message names the problem and the
- * key by its position, never a key's value.
- *
- * @example
- * ```ts
- * const parsed = parseSigningKeys(env.JWT_SIGNING_KEYS ?? "");
- * if (!parsed.ok) return { ok: false, variable: "JWT_SIGNING_KEYS", message: parsed.message };
- * const keyring = createJwtKeyring({ signingKeys: parsed.keys, hs256Secret: env.JWT_SECRET });
- * ```
- */
-export function parseSigningKeys(text: string): ParsedSigningKeys {
-  if (text.trim() === "") return failure("is empty");
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    // The SyntaxError's own message quotes the input, so it is not passed on.
-    return failure("is not valid JSON");
-  }
-  const candidates = Array.isArray(parsed) ? parsed : [parsed];
-  if (candidates.length === 0) return failure("holds no key");
-
-  const keys: SigningKeyJwk[] = [];
-  const kids = new Set<string>();
-  for (const [index, candidate] of candidates.entries()) {
-    const problem = signingKeyProblem(candidate);
-    const which = candidates.length === 1 ? "the key" : `key ${index + 1}`;
-    if (problem) return failure(`${which} ${problem}`);
-    const key = candidate as SigningKeyJwk;
-    if (kids.has(key.kid)) return failure(`${which} repeats the kid of an earlier key`);
-    kids.add(key.kid);
-    keys.push(key);
-  }
-  return { ok: true, keys };
-}
-
-function failure(problem: string): ParsedSigningKeys {
-  return { ok: false, message: `${variable} is malformed: ${problem}` };
-}
-
-/** What is wrong with one candidate key (a phrase after "key N"), or null when it is usable. */
-function signingKeyProblem(key: unknown): string | null {
-  if (!isPlainObject(key)) return "is not a JSON object";
-  if (key.d === undefined) return "is not a private key (no d)";
-  if (typeof key.kid !== "string" || key.kid === "") return "has no kid";
-  if (key.alg !== "ES256" && key.alg !== "RS256") return "has an alg other than ES256 or RS256";
-  if (key.use !== undefined && key.use !== "sig") return "has a use other than sig";
-  if (key.alg === "ES256") {
-    if (key.kty !== "EC" || key.crv !== "P-256") return "is ES256 but not kty EC with crv P-256";
-    for (const member of ["d", "x", "y"]) {
-      if (decodedLength(key[member]) !== 32) return `has no valid ${member} (32 bytes, base64url)`;
-    }
-    return null;
-  }
-  if (key.kty !== "RSA") return "is RS256 but not kty RSA";
-  for (const member of ["n", "e", "d", ...rsaPrivateMembers]) {
-    if (decodedLength(key[member]) === null) return `has no valid ${member} (base64url)`;
-  }
-  const modulusBits = bitLength(decodeBase64Url(key.n as string)!);
-  if (modulusBits < minRsaModulusBits) {
-    return `is an RSA key of ${modulusBits} bits (at least ${minRsaModulusBits} needed)`;
-  }
-  return null;
-}
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-function decodedLength(value: unknown): number | null {
-  return typeof value === "string" ? decodeBase64Url(value)?.byteLength ?? null : null;
-}
-
-/** The bit length of a big-endian unsigned integer. */
-function bitLength(bytes: Uint8Array): number {
-  let index = 0;
-  while (index < bytes.length && bytes[index] === 0) index++;
-  if (index === bytes.length) return 0;
-  return (bytes.length - index - 1) * 8 + (32 - Math.clz32(bytes[index]));
-}
 
 /** The public half of a signing key: kty, kid, alg, `use: "sig"` and the public members only. */
 function publicJwkOf(key: SigningKeyJwk): PublicJwk {

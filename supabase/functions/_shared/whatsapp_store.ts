@@ -2,7 +2,7 @@
  * Storing a WhatsApp delivery (SPEC §6 whatsapp-webhook): every message and status of one
  * delivery in one SQL call, deduplicated on wamid, statuses only moving forward.
  */
-import { callFunction, type Sql } from "./db.ts";
+import { callFunction, type Database } from "./db.ts";
 
 /** A message row as whatsapp.store_delivery reads it. */
 export interface MessageRow {
@@ -41,7 +41,7 @@ export interface StoreResult {
 
 /** Stores a delivery's messages and applies its statuses, in one round trip. */
 export async function storeDelivery(
-  sql: Sql,
+  sql: Database,
   delivery: { messages: MessageRow[]; statuses: StatusRow[] },
   now: Date,
 ): Promise<StoreResult> {

@@ -4,7 +4,7 @@
  * the locking that makes them safe under concurrency live in the SQL (migration
  * 20261129000400_workspaces.sql). A refusal comes back as a reason; the handler picks the status.
  */
-import { callFunction, type Sql } from "./db.ts";
+import { callFunction, type Database } from "./db.ts";
 import type { SessionPayload } from "./session_store.ts";
 
 export const workspaceRoles = ["owner", "admin", "member"] as const;
@@ -77,7 +77,7 @@ function outcome<T extends object>(answer: Answer<T>): Outcome<T> {
 
 /** The caller's workspaces, marking the one the session's next token carries. */
 export async function listWorkspaces(
-  sql: Sql,
+  sql: Database,
   session: SessionRef,
   now: Date,
 ): Promise<Outcome<WorkspaceListing>> {
@@ -95,7 +95,7 @@ export async function listWorkspaces(
  * the new access token from. `generation` is the presented access token's `session_generation`.
  */
 export async function switchWorkspace(
-  sql: Sql,
+  sql: Database,
   session: SessionRef & { generation: number },
   workspaceId: string,
   now: Date,
@@ -113,7 +113,7 @@ export async function switchWorkspace(
 
 /** The members of a workspace the caller belongs to. */
 export async function listMembers(
-  sql: Sql,
+  sql: Database,
   session: SessionRef,
   workspaceId: string,
   now: Date,
@@ -130,7 +130,7 @@ export async function listMembers(
 
 /** Gives a member another role; answers the member as they now are. */
 export async function updateMemberRole(
-  sql: Sql,
+  sql: Database,
   session: SessionRef,
   change: { workspaceId: string; personId: string; role: WorkspaceRole },
   now: Date,
@@ -150,7 +150,7 @@ export async function updateMemberRole(
 
 /** Removes a member (or the caller themself: leaving). */
 export async function removeMember(
-  sql: Sql,
+  sql: Database,
   session: SessionRef,
   member: { workspaceId: string; personId: string },
   now: Date,
@@ -171,7 +171,7 @@ export async function removeMember(
  * open invitation of the email was renewed (same id, new role and expiry).
  */
 export async function createInvitation(
-  sql: Sql,
+  sql: Database,
   inviter: Inviter,
   invitation: { workspaceId: string; email: string; role: WorkspaceRole },
   now: Date,
@@ -196,7 +196,7 @@ export async function createInvitation(
 
 /** The open invitations of a workspace. */
 export async function listInvitations(
-  sql: Sql,
+  sql: Database,
   session: SessionRef,
   workspaceId: string,
   now: Date,
@@ -217,7 +217,7 @@ export async function listInvitations(
 
 /** Revokes (deletes) an invitation that was not accepted; its waiting email is not sent. */
 export async function revokeInvitation(
-  sql: Sql,
+  sql: Database,
   session: SessionRef,
   invitation: { workspaceId: string; invitationId: string },
   now: Date,

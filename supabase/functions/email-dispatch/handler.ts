@@ -13,7 +13,7 @@
  * not tried are released untouched rather than each spending an attempt on a provider that is
  * failing. Resend refusing our key or sender is a 503 naming the variable; no row is blamed.
  */
-import type { Sql } from "../_shared/db.ts";
+import type { Database } from "../_shared/db.ts";
 import type { Deps } from "../_shared/deps.ts";
 import {
   type Claim,
@@ -84,7 +84,7 @@ interface RunTotals extends RecordedOutcomes {
  * is sent, and a batch's outcomes are recorded while the next one is sent.
  */
 async function dispatchDue(
-  sql: Sql,
+  sql: Database,
   now: () => Date,
   services: EmailServices,
   state: RunState,
