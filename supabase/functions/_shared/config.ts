@@ -5,7 +5,6 @@
  * answer 503 with the feature's code and a message naming the variable (never its value), so the
  * code can be deployed before a feature is turned on (SPEC §3).
  */
-import { z } from "zod";
 import { type ApiKeys, parseApiKeys } from "./api_keys.ts";
 import type { LogLevel } from "./log.ts";
 import { parseSigningKeys, type SigningKeyJwk } from "./signing_key_config.ts";
@@ -17,89 +16,78 @@ export type Feature<T> =
   | { ok: true; value: T }
   | { ok: false; variable: string; message: string; malformed: boolean };
 
+// The variables are read with a few small readers rather than zod: every function parses its
+// environment at start, and a cold start should not pay for loading a schema library (zod is
+// loaded by the functions that validate request bodies, when they do).
+
+/** A set variable's value, or what is wrong with it (the words after "is malformed: "). */
+type Reader<T> = (text: string) => { ok: true; value: T } | { ok: false; problem: string };
+
+/** How one variable is read: its reader, and what it is when unset. */
+interface Variable<T> {
+  read: Reader<T>;
+  /** Unset: this value; `undefined` makes the variable optional; absent makes it required. */
+  unset?: { value: T | undefined };
+}
+
 const minSecretLength = 32;
 
-const secret = z.string().min(minSecretLength, `must be at least ${minSecretLength} characters`);
-const httpUrl = z.url({ protocol: /^https?$/, error: "must be an http(s) URL" });
-const positiveInt = z.coerce.number().int().positive().max(86_400 * 7);
-const urlList = z.string().transform((value, ctx) => {
+const text: Reader<string> = (value) => ({ ok: true, value });
+const secret: Reader<string> = (value) =>
+  value.length >= minSecretLength
+    ? { ok: true, value }
+    : { ok: false, problem: `must be at least ${minSecretLength} characters` };
+const httpUrl: Reader<string> = (value) =>
+  /^https?:$/.test(URL.parse(value)?.protocol ?? "")
+    ? { ok: true, value }
+    : { ok: false, problem: "must be an http(s) URL" };
+const postgresUrl: Reader<string> = (value) =>
+  /^postgres(ql)?:\/\//.test(value)
+    ? { ok: true, value }
+    : { ok: false, problem: "must be a postgres:// URL" };
+const integer = (min: number, max: number): Reader<number> => (value) =>
+  /^\d+$/.test(value) && Number(value) >= min && Number(value) <= max
+    ? { ok: true, value: Number(value) }
+    : { ok: false, problem: `must be a whole number from ${min} to ${max}` };
+const oneOf = <const T extends string>(choices: readonly T[]): Reader<T> => (value) =>
+  (choices as readonly string[]).includes(value)
+    ? { ok: true, value: value as T }
+    : { ok: false, problem: `must be ${choices.join(" or ")}` };
+const urlList: Reader<string[]> = (value) => {
   const items = value.split(",").map((item) => item.trim()).filter(Boolean);
-  for (const item of items) {
-    if (!URL.canParse(item)) {
-      ctx.addIssue({ code: "custom", message: "must be a comma-separated list of absolute URLs" });
-      return z.NEVER;
-    }
-  }
-  return items;
-});
-
-const coreSchema = z.object({
-  SUPABASE_URL: httpUrl,
-  SUPABASE_DB_URL: z.string().regex(/^postgres(ql)?:\/\//, "must be a postgres:// URL"),
-  JWT_SIGNING_KEYS: z.string().optional(),
-  JWT_SECRET: secret.optional(),
-  SESSION_SECRET: secret.optional(),
-  ACCESS_TOKEN_TTL_SECONDS: positiveInt.default(3600),
-  SIGNUP_MODE: z.enum(["open", "invite"], { error: "must be open or invite" }).default("open"),
-  TRUSTED_PROXY_HOPS: z.coerce.number().int().min(0).max(10).default(1),
-  SUPABASE_EMAIL_CONFIRMATION: z.enum(["required", "off"], { error: "must be required or off" })
-    .default("required"),
-}).refine((v) => v.JWT_SIGNING_KEYS || v.JWT_SECRET, {
-  path: ["JWT_SECRET"],
-  message: "is missing (set JWT_SECRET or JWT_SIGNING_KEYS)",
-}).refine((v) => v.SESSION_SECRET || v.JWT_SECRET, {
-  path: ["SESSION_SECRET"],
-  message: "is missing (set SESSION_SECRET or JWT_SECRET)",
-});
-
-const databaseSchema = z.object({
-  SUPABASE_DB_URL: z.string().regex(/^postgres(ql)?:\/\//, "must be a postgres:// URL"),
-});
-
-const stytchSchema = z.object({
-  STYTCH_PROJECT_ID: z.string().min(1),
-  STYTCH_SECRET: z.string().min(1),
-  STYTCH_API_URL: httpUrl.optional(),
-});
-
-const workosSchema = z.object({
-  WORKOS_API_KEY: z.string().min(1),
-  WORKOS_CLIENT_ID: z.string().min(1),
-  WORKOS_REDIRECT_URI: httpUrl,
-  WORKOS_COOKIE_PASSWORD: secret,
-  WORKOS_API_URL: httpUrl.default("https://api.workos.com"),
-  SITE_URL: httpUrl.optional(),
-  ALLOWED_REDIRECT_URLS: urlList.default([]),
-});
-
-const whatsappSchema = z.object({
-  WHATSAPP_VERIFY_TOKEN: z.string().min(1),
-  WHATSAPP_APP_SECRET: z.string().min(1),
-});
-
+  return items.every((item) => URL.canParse(item))
+    ? { ok: true, value: items }
+    : { ok: false, problem: "must be a comma-separated list of absolute URLs" };
+};
 // `addr@domain` or `Name <addr@domain>` (SPEC §11); no control characters, so no header injection.
 const emailAddress = /^[^\s@<>",;]+@[^\s@<>",;]+\.[^\s@<>",;]+$/;
-const fromAddress = z.string().refine((value) => {
-  // deno-lint-ignore no-control-regex -- a CR or LF would let the sender smuggle a header
-  if (/[\u0000-\u001f\u007f]/.test(value)) return false;
+const fromAddress: Reader<string> = (value) => {
   const named = /^([^<>]*)<([^<>]+)>$/.exec(value);
-  return named ? emailAddress.test(named[2].trim()) : emailAddress.test(value);
-}, "must be addr@domain or Name <addr@domain>");
+  // deno-lint-ignore no-control-regex -- a CR or LF would let the sender smuggle a header
+  const ok = !/[\u0000-\u001f\u007f]/.test(value) &&
+    (named ? emailAddress.test(named[2].trim()) : emailAddress.test(value));
+  return ok
+    ? { ok: true, value }
+    : { ok: false, problem: "must be addr@domain or Name <addr@domain>" };
+};
 
-const emailSchema = z.object({
-  RESEND_API_KEY: z.string().min(1),
-  EMAIL_FROM: fromAddress,
-  RESEND_API_URL: httpUrl.default("https://api.resend.com"),
-  SITE_URL: httpUrl, // the links of every email point under it
-});
+const optional = { unset: { value: undefined } };
+const defaultTo = <T>(value: T) => ({ unset: { value } });
 
-const signupWebhookSchema = z.object({
-  SIGNUP_HOOK_SECRET: z.string().min(1).optional(),
-  SIGNUP_WEBHOOK_TOKEN: z.string().min(minSecretLength).optional(),
-}).refine((v) => v.SIGNUP_HOOK_SECRET || v.SIGNUP_WEBHOOK_TOKEN, {
-  path: ["SIGNUP_HOOK_SECRET"],
-  message: "is missing (set SIGNUP_HOOK_SECRET or SIGNUP_WEBHOOK_TOKEN)",
-});
+const coreVariables = {
+  SUPABASE_URL: { read: httpUrl },
+  SUPABASE_DB_URL: { read: postgresUrl },
+  JWT_SIGNING_KEYS: { read: text, ...optional },
+  JWT_SECRET: { read: secret, ...optional },
+  SESSION_SECRET: { read: secret, ...optional },
+  ACCESS_TOKEN_TTL_SECONDS: { read: integer(1, 86_400 * 7), ...defaultTo(3600) },
+  SIGNUP_MODE: { read: oneOf(["open", "invite"]), ...defaultTo("open" as const) },
+  TRUSTED_PROXY_HOPS: { read: integer(0, 10), ...defaultTo(1) },
+  SUPABASE_EMAIL_CONFIRMATION: {
+    read: oneOf(["required", "off"]),
+    ...defaultTo("required" as const),
+  },
+};
 
 export interface CoreConfig {
   supabaseUrl: string;
@@ -184,41 +172,99 @@ export function loadConfig(env: Env): Config {
   return {
     logLevel,
     core: coreFeature(env),
-    database: feature(databaseSchema, env, (v) => ({ url: v.SUPABASE_DB_URL })),
-    stytch: feature(stytchSchema, env, (v) => ({
-      projectId: v.STYTCH_PROJECT_ID,
-      secret: v.STYTCH_SECRET,
-      apiUrl: v.STYTCH_API_URL,
+    database: feature({ SUPABASE_DB_URL: { read: postgresUrl } }, env, (v) => ({
+      url: v.SUPABASE_DB_URL,
     })),
-    workos: feature(workosSchema, env, (v) => ({
-      apiKey: v.WORKOS_API_KEY,
-      clientId: v.WORKOS_CLIENT_ID,
-      redirectUri: v.WORKOS_REDIRECT_URI,
-      cookiePassword: v.WORKOS_COOKIE_PASSWORD,
-      apiUrl: v.WORKOS_API_URL,
-      siteUrl: v.SITE_URL,
-      allowedRedirectUrls: v.ALLOWED_REDIRECT_URLS,
-    })),
-    whatsapp: feature(whatsappSchema, env, (v) => ({
-      verifyToken: v.WHATSAPP_VERIFY_TOKEN,
-      appSecret: v.WHATSAPP_APP_SECRET,
-    })),
-    signupWebhook: feature(signupWebhookSchema, env, (v) => ({
-      hookSecrets: v.SIGNUP_HOOK_SECRET?.split("|").map((s) => s.trim()).filter(Boolean) ?? [],
-      bearerToken: v.SIGNUP_WEBHOOK_TOKEN,
-    })),
-    email: feature(emailSchema, env, (v) => ({
-      resendApiKey: v.RESEND_API_KEY,
-      resendApiUrl: v.RESEND_API_URL.replace(/\/+$/, ""),
-      from: v.EMAIL_FROM,
-      siteUrl: v.SITE_URL,
-    })),
+    stytch: feature(
+      {
+        STYTCH_PROJECT_ID: { read: text },
+        STYTCH_SECRET: { read: text },
+        STYTCH_API_URL: { read: httpUrl, ...optional },
+      },
+      env,
+      (v) => ({
+        projectId: v.STYTCH_PROJECT_ID,
+        secret: v.STYTCH_SECRET,
+        apiUrl: v.STYTCH_API_URL,
+      }),
+    ),
+    workos: feature(
+      {
+        WORKOS_API_KEY: { read: text },
+        WORKOS_CLIENT_ID: { read: text },
+        WORKOS_REDIRECT_URI: { read: httpUrl },
+        WORKOS_COOKIE_PASSWORD: { read: secret },
+        WORKOS_API_URL: { read: httpUrl, ...defaultTo("https://api.workos.com") },
+        SITE_URL: { read: httpUrl, ...optional },
+        ALLOWED_REDIRECT_URLS: { read: urlList, ...defaultTo<string[]>([]) },
+      },
+      env,
+      (v) => ({
+        apiKey: v.WORKOS_API_KEY,
+        clientId: v.WORKOS_CLIENT_ID,
+        redirectUri: v.WORKOS_REDIRECT_URI,
+        cookiePassword: v.WORKOS_COOKIE_PASSWORD,
+        apiUrl: v.WORKOS_API_URL,
+        siteUrl: v.SITE_URL,
+        allowedRedirectUrls: v.ALLOWED_REDIRECT_URLS,
+      }),
+    ),
+    whatsapp: feature(
+      {
+        WHATSAPP_VERIFY_TOKEN: { read: text },
+        WHATSAPP_APP_SECRET: { read: text },
+      },
+      env,
+      (v) => ({
+        verifyToken: v.WHATSAPP_VERIFY_TOKEN,
+        appSecret: v.WHATSAPP_APP_SECRET,
+      }),
+    ),
+    signupWebhook: feature(
+      {
+        SIGNUP_HOOK_SECRET: { read: text, ...optional },
+        SIGNUP_WEBHOOK_TOKEN: { read: secret, ...optional },
+      },
+      env,
+      (v) =>
+        v.SIGNUP_HOOK_SECRET || v.SIGNUP_WEBHOOK_TOKEN
+          ? {
+            hookSecrets: v.SIGNUP_HOOK_SECRET?.split("|").map((s) => s.trim()).filter(Boolean) ??
+              [],
+            bearerToken: v.SIGNUP_WEBHOOK_TOKEN,
+          }
+          : missingOneOf("SIGNUP_HOOK_SECRET", "SIGNUP_WEBHOOK_TOKEN"),
+    ),
+    email: feature(
+      {
+        RESEND_API_KEY: { read: text },
+        EMAIL_FROM: { read: fromAddress },
+        RESEND_API_URL: { read: httpUrl, ...defaultTo("https://api.resend.com") },
+        SITE_URL: { read: httpUrl }, // the links of every email point under it
+      },
+      env,
+      (v) => ({
+        resendApiKey: v.RESEND_API_KEY,
+        resendApiUrl: v.RESEND_API_URL.replace(/\/+$/, ""),
+        from: v.EMAIL_FROM,
+        siteUrl: v.SITE_URL,
+      }),
+    ),
   };
 }
 
 /** The core settings, with the signing keys and API keys parsed (SPEC §3, §9). */
 function coreFeature(env: Env): Feature<CoreConfig> {
-  const core = feature(coreSchema, env, (v) => v);
+  const core = feature(
+    coreVariables,
+    env,
+    (v) =>
+      !v.JWT_SIGNING_KEYS && !v.JWT_SECRET
+        ? missingOneOf("JWT_SECRET", "JWT_SIGNING_KEYS")
+        : !v.SESSION_SECRET && !v.JWT_SECRET
+        ? missingOneOf("SESSION_SECRET", "JWT_SECRET")
+        : v,
+  );
   if (!core.ok) return core;
   const v = core.value;
   const signingKeys = v.JWT_SIGNING_KEYS ? parseSigningKeys(v.JWT_SIGNING_KEYS) : null;
@@ -251,30 +297,47 @@ function coreFeature(env: Env): Feature<CoreConfig> {
   };
 }
 
-/** Reads the schema's variables from env (empty counts as unset) and reports the first problem. */
-function feature<S extends z.ZodObject, T>(
-  schema: S,
+/** The settings of a feature, or its first problem: a set but malformed variable before a missing one. */
+function feature<V extends Record<string, Variable<unknown>>, T>(
+  variables: V,
   env: Env,
-  build: (value: z.output<S>) => T,
+  build: (values: Values<V>) => T | Problem,
 ): Feature<T> {
-  const names = Object.keys(schema.shape);
-  const input = Object.fromEntries(names.map((name) => [name, env[name]?.trim() || undefined]));
-  const parsed = schema.safeParse(input);
-  if (parsed.success) return { ok: true, value: build(parsed.data) };
-  // A variable that is set but malformed is reported before one that is missing.
-  const issues = parsed.error.issues;
-  const issue = issues.find((i) => input[String(i.path[0])] !== undefined) ?? issues[0];
-  const variable = String(issue.path[0] ?? names[0]);
-  if (input[variable] === undefined) {
-    const message = issue.code === "custom"
-      ? `${variable} ${issue.message}`
-      : `${variable} is missing`;
-    return { ok: false, variable, message, malformed: false };
+  const values: Record<string, unknown> = {};
+  let missing: string | undefined;
+  for (const [name, variable] of Object.entries(variables)) {
+    const text = env[name]?.trim() || undefined; // empty counts as unset
+    if (text === undefined) {
+      if (variable.unset) values[name] = variable.unset.value;
+      else missing ??= name;
+      continue;
+    }
+    const read = variable.read(text);
+    if (!read.ok) {
+      const message = `${name} is malformed: ${read.problem}`;
+      return { ok: false, variable: name, message, malformed: true };
+    }
+    values[name] = read.value;
   }
-  return {
-    ok: false,
-    variable,
-    message: `${variable} is malformed: ${issue.message}`,
-    malformed: true,
-  };
+  if (missing) {
+    return { ok: false, variable: missing, message: `${missing} is missing`, malformed: false };
+  }
+  const value = build(values as Values<V>);
+  return value instanceof Problem ? { ok: false, ...value, malformed: false } : { ok: true, value };
+}
+
+/** The values a feature's variables read as. */
+type Values<V extends Record<string, Variable<unknown>>> = {
+  [K in keyof V]: V[K] extends { read: Reader<infer T>; unset: { value: infer U } } ? T | U
+    : V[K] extends { read: Reader<infer T> } ? T
+    : never;
+};
+
+/** A feature that is off for want of either of two variables. */
+class Problem {
+  constructor(readonly variable: string, readonly message: string) {}
+}
+
+function missingOneOf(first: string, second: string): Problem {
+  return new Problem(first, `${first} is missing (set ${first} or ${second})`);
 }
