@@ -7,10 +7,15 @@
  * the committed file is stale; the local server serves it at /openapi.json. Local tooling only.
  */
 import { z } from "zod";
-import { sendBody } from "../supabase/functions/otp-send/handler.ts";
-import { verifyBody } from "../supabase/functions/otp-verify/handler.ts";
-import { refreshBody } from "../supabase/functions/refresh/handler.ts";
-import { workspaceRequestSchemas } from "../supabase/functions/workspaces/handler.ts";
+import { requestSchemas as otpSendSchemas } from "../supabase/functions/otp-send/handler.ts";
+import { requestSchemas as otpVerifySchemas } from "../supabase/functions/otp-verify/handler.ts";
+import { requestSchemas as refreshSchemas } from "../supabase/functions/refresh/handler.ts";
+import { requestSchemas as workspaceSchemas } from "../supabase/functions/workspaces/handler.ts";
+
+const { sendBody } = await otpSendSchemas();
+const { verifyBody } = await otpVerifySchemas();
+const { refreshBody } = await refreshSchemas();
+const workspaceRequestSchemas = await workspaceSchemas();
 
 export const openApiFile = new URL("../docs/openapi.json", import.meta.url);
 

@@ -64,3 +64,13 @@ Deno.test("workos-login and workos-callback load the WorkOS SDK when needed and 
     assert.ok(!packages.static.includes("stytch"), `${name} loads ${packages.static}`);
   }
 });
+
+Deno.test("no function loads zod, postgres.js or jose at start: a cold start pays for none", async () => {
+  for await (const entry of Deno.readDir("./supabase/functions")) {
+    if (!entry.isDirectory || entry.name.startsWith("_")) continue;
+    const packages = await npmPackagesOf(entry.name);
+    for (const heavy of ["zod", "postgres", "jose", "stytch", "@workos-inc/node"]) {
+      assert.ok(!packages.static.includes(heavy), `${entry.name} loads ${heavy} at start`);
+    }
+  }
+});

@@ -2,7 +2,8 @@
  * Request validation with zod (SPEC §4): unknown extra fields are ignored, a wrong type or a
  * missing field is 400 VALIDATION_FAILED naming the field by its full path.
  */
-import { z } from "zod";
+import type * as Zod from "zod";
+import type { z } from "zod";
 import {
   HttpError,
   maxJsonBodyBytes,
@@ -51,9 +52,24 @@ export async function readJson<S extends z.ZodType>(
   return validate(schema, parseJson(await readBody(req, maxBytes)));
 }
 
+/**
+ * A function's request schemas, built on first use: zod is loaded by the first request that
+ * validates a body, not by every cold start.
+ *
+ * @example
+ * export const requestSchemas = lazySchemas(({ z }) => ({ body: z.object({ id: z.uuid() }) }));
+ * // in the handler: const { body } = await requestSchemas();
+ */
+export function lazySchemas<T>(build: (zod: typeof Zod) => T): () => Promise<T> {
+  let built: Promise<T> | undefined;
+  return () => built ??= import("zod").then(build);
+}
+
 const maxEmailLength = 254; // RFC 5321 path limit, as the person's email check
 
 /** An email address field: trimmed, lower-cased, at most 254 characters. */
-export const emailAddress = z.string().trim().toLowerCase()
-  .max(maxEmailLength, `must be at most ${maxEmailLength} characters`)
-  .pipe(z.email({ error: "must be an email address" }));
+export function emailAddress({ z }: typeof Zod) {
+  return z.string().trim().toLowerCase()
+    .max(maxEmailLength, `must be at most ${maxEmailLength} characters`)
+    .pipe(z.email({ error: "must be an email address" }));
+}

@@ -13,17 +13,18 @@
  * method_id on record (otp-verify refuses any other) and starts the method's counts of wrong codes
  * again.
  */
-import { z } from "zod";
 import type { Deps } from "../_shared/deps.ts";
 import { type Handler, HttpError, json } from "../_shared/http.ts";
 import { maskEmail } from "../_shared/log.ts";
 import { otpCodeSent, otpSendAllowed } from "../_shared/otp_limits.ts";
 import { defineHandler } from "../_shared/pipeline.ts";
 import { stytchFailure } from "../_shared/stytch_failure.ts";
-import { emailAddress, readJson } from "../_shared/validate.ts";
+import { emailAddress, lazySchemas, readJson } from "../_shared/validate.ts";
 
-/** The request body, also read by the API document (local/openapi.ts). */
-export const sendBody = z.object({ email: emailAddress });
+/** The request body, built on first use; also read by the API document (local/openapi.ts). */
+export const requestSchemas = lazySchemas((zod) => ({
+  sendBody: zod.z.object({ email: emailAddress(zod) }),
+}));
 
 export function createHandler(deps: Deps): Handler {
   return defineHandler(deps, {
@@ -33,6 +34,7 @@ export function createHandler(deps: Deps): Handler {
     auth: "publishable",
     requires: ["core", "stytch"],
   }, async (req, { core, stytch, clientIp, now, log }) => {
+    const { sendBody } = await requestSchemas();
     const { email } = await readJson(req, sendBody);
 
     const verdict = await otpSendAllowed(core.sql, { email, ip: clientIp }, now);

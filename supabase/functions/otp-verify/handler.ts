@@ -23,7 +23,6 @@
  * The email Stytch answers goes on the person only when it is a usable address (at most 254
  * characters, well-formed); anything else counts as no email, never as a 500 (SPEC §13.8).
  */
-import { z } from "zod";
 import type { Deps } from "../_shared/deps.ts";
 import { type Handler, HttpError, json } from "../_shared/http.ts";
 import {
@@ -36,15 +35,20 @@ import { type IdentityError, profileEmail } from "../_shared/person.ts";
 import { defineHandler } from "../_shared/pipeline.ts";
 import { signIn } from "../_shared/session_store.ts";
 import { stytchFailure } from "../_shared/stytch_failure.ts";
-import { tokenResponse } from "../_shared/tokens.ts";
-import { readJson } from "../_shared/validate.ts";
+import { tokenResponse } from "../_shared/token_response.ts";
+import { lazySchemas, readJson } from "../_shared/validate.ts";
 
-/** The request body, also read by the API document (local/openapi.ts). */
-export const verifyBody = z.object({
-  method_id: z.string().regex(/^[A-Za-z0-9_-]{1,128}$/, "must be the method_id otp-send answered"),
-  code: z.string({ error: (issue) => issue.input === undefined ? undefined : "must be 6 digits" })
-    .regex(/^[0-9]{6}$/, "must be 6 digits"),
-});
+/** The request body, built on first use; also read by the API document (local/openapi.ts). */
+export const requestSchemas = lazySchemas(({ z }) => ({
+  verifyBody: z.object({
+    method_id: z.string().regex(
+      /^[A-Za-z0-9_-]{1,128}$/,
+      "must be the method_id otp-send answered",
+    ),
+    code: z.string({ error: (issue) => issue.input === undefined ? undefined : "must be 6 digits" })
+      .regex(/^[0-9]{6}$/, "must be 6 digits"),
+  }),
+}));
 
 const wrongCode = () => new HttpError(401, "INVALID_CODE", "The code is wrong or has expired");
 
@@ -94,6 +98,7 @@ export function createHandler(deps: Deps): Handler {
     auth: "publishable",
     requires: ["core", "stytch"],
   }, async (req, { core, stytch, clientIp, now, log }) => {
+    const { verifyBody } = await requestSchemas();
     const { method_id, code } = await readJson(req, verifyBody);
     const attempt = { methodId: method_id, ip: clientIp };
 

@@ -9,7 +9,6 @@
  * session's current refresh generation is renewed, and not later than 24 h after the session's
  * last sign-in or rotation, so a leaked access token cannot be kept alive for ever.
  */
-import { z } from "zod";
 import { authenticateUser, sessionRevoked } from "../_shared/auth.ts";
 import type { Deps } from "../_shared/deps.ts";
 import {
@@ -23,11 +22,13 @@ import {
 } from "../_shared/http.ts";
 import { defineHandler } from "../_shared/pipeline.ts";
 import { liveSession, rotateRefreshToken } from "../_shared/session_store.ts";
-import { tokenResponse } from "../_shared/tokens.ts";
-import { validate } from "../_shared/validate.ts";
+import { tokenResponse } from "../_shared/token_response.ts";
+import { lazySchemas, validate } from "../_shared/validate.ts";
 
-/** The request body, also read by the API document (local/openapi.ts). */
-export const refreshBody = z.object({ refresh_token: z.string().min(1).max(512) });
+/** The request body, built on first use; also read by the API document (local/openapi.ts). */
+export const requestSchemas = lazySchemas(({ z }) => ({
+  refreshBody: z.object({ refresh_token: z.string().min(1).max(512) }),
+}));
 const noStore = { "cache-control": "no-store" };
 
 export function createHandler(deps: Deps): Handler {
@@ -60,6 +61,7 @@ export function createHandler(deps: Deps): Handler {
       }
 
       requireJsonContentType(req);
+      const { refreshBody } = await requestSchemas();
       const { refresh_token } = validate(refreshBody, parseJson(body));
       const parts = await core.tokens.refresh.open(refresh_token);
       if (!parts) throw invalidRefreshToken();

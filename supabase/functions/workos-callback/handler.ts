@@ -31,7 +31,7 @@ import type { IdentityError } from "../_shared/person.ts";
 import { defineHandler } from "../_shared/pipeline.ts";
 import { signIn } from "../_shared/session_store.ts";
 import { bindingCookie, bindingSetCookie, browserBindingMatches } from "../_shared/state.ts";
-import { tokenResponse } from "../_shared/tokens.ts";
+import { tokenResponse } from "../_shared/token_response.ts";
 import { consumeWorkosState } from "../_shared/workos_state.ts";
 
 /** The codes a failed sign-in sends back in the fragment. */

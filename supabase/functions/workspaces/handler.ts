@@ -27,13 +27,12 @@
  * remembers the workspace, so later refreshes keep it. Minting a token from a token is a renewal,
  * so switch is refused (401) for an access token the bearer-only refresh would not renew either.
  */
-import { z } from "zod";
 import { type AuthenticatedCaller, sessionRevoked } from "../_shared/auth.ts";
 import type { Deps } from "../_shared/deps.ts";
 import { type Handler, HttpError, json } from "../_shared/http.ts";
 import { defineHandler } from "../_shared/pipeline.ts";
-import { tokenResponse } from "../_shared/tokens.ts";
-import { emailAddress, readJson, validate } from "../_shared/validate.ts";
+import { tokenResponse } from "../_shared/token_response.ts";
+import { emailAddress, lazySchemas, readJson, validate } from "../_shared/validate.ts";
 import {
   createInvitation,
   listInvitations,
@@ -49,22 +48,25 @@ import {
 } from "../_shared/workspaces.ts";
 
 const roleMessage = "must be owner, admin or member";
-/** A role; an absent one reaches validate() as `invalid_type` on undefined, read as "required". */
-const role = z.string({ error: (issue) => issue.input === undefined ? undefined : roleMessage })
-  .pipe(z.enum(workspaceRoles, { error: roleMessage }));
 
-const roleBody = z.object({ role });
-
-const invitationBody = z.object({
-  email: emailAddress,
-  role: role.default("member"),
+/**
+ * The request bodies and ids this function validates, built on first use; also read by the API
+ * document (local/openapi.ts).
+ */
+export const requestSchemas = lazySchemas((zod) => {
+  const { z } = zod;
+  /** A role; an absent one reaches validate() as `invalid_type` on undefined, read as "required". */
+  const role = z.string({ error: (issue) => issue.input === undefined ? undefined : roleMessage })
+    .pipe(z.enum(workspaceRoles, { error: roleMessage }));
+  /** Any 8-4-4-4-12 hexadecimal id, as Postgres's uuid type reads it. */
+  const id = z.guid({ error: "must be a uuid" });
+  return {
+    updateMember: z.object({ role }),
+    invite: z.object({ email: emailAddress(zod), role: role.default("member") }),
+    /** The ids a route names (`id`, `person_id`, `invitation_id`), each a uuid. */
+    ids: (names: string[]) => z.object(Object.fromEntries(names.map((name) => [name, id]))),
+  };
 });
-
-/** The request bodies this function validates, for the API document (local/openapi.ts). */
-export const workspaceRequestSchemas = { updateMember: roleBody, invite: invitationBody };
-
-/** Any 8-4-4-4-12 hexadecimal id, as Postgres's uuid type reads it. */
-const id = z.guid({ error: "must be a uuid" });
 
 /** What a sub-path names, before its ids are checked. */
 type Route =
@@ -110,10 +112,9 @@ function route(pathname: string): Route | null {
 }
 
 /** The ids of a route, each a uuid or 400 naming it (`id`, `person_id`, `invitation_id`). */
-function checkIds<R extends Route>(matched: R): R {
+async function checkIds<R extends Route>(matched: R): Promise<R> {
   const { kind: _kind, ...ids } = matched;
-  const schema = z.object(Object.fromEntries(Object.keys(ids).map((name) => [name, id])));
-  validate(schema, ids);
+  validate((await requestSchemas()).ids(Object.keys(ids)), ids);
   return matched;
 }
 
@@ -177,7 +178,7 @@ export function createHandler(deps: Deps): Handler {
           allow: allowed.join(", "),
         });
       }
-      const r = checkIds(matched);
+      const r = await checkIds(matched);
       const { sql } = core;
 
       switch (r.kind) {
@@ -202,7 +203,7 @@ export function createHandler(deps: Deps): Handler {
           const session = userSession(caller);
           const target = { workspaceId: r.id, personId: r.person_id };
           if (req.method === "PATCH") {
-            const { role } = await readJson(req, roleBody);
+            const { role } = await readJson(req, (await requestSchemas()).updateMember);
             const member = unwrap(await updateMemberRole(sql, session, { ...target, role }, now));
             log.info("member_role_changed", { workspace_id: r.id, person_id: r.person_id, role });
             return json(member);
@@ -220,7 +221,7 @@ export function createHandler(deps: Deps): Handler {
           if (req.method === "GET") {
             return json(unwrap(await listInvitations(sql, userSession(caller), r.id, now)));
           }
-          const body = await readJson(req, invitationBody);
+          const body = await readJson(req, (await requestSchemas()).invite);
           const inviter = caller.kind === "secret"
             ? { kind: "secret" as const }
             : { kind: "user" as const, session: userSession(caller) };
