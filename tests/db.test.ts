@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { callFunction } from "../supabase/functions/_shared/db.ts";
-import { dbTest, testSql } from "./support/db.ts";
+import { callFunction, lazyDatabase } from "../supabase/functions/_shared/db.ts";
+import { dbTest, testDatabaseUrl, testSql } from "./support/db.ts";
 
 const awkward = [
   "",
@@ -97,4 +97,31 @@ dbTest("callFunction passes arguments by name, so swapped ones cannot pass silen
   const pair = (args: Record<string, string>) => callFunction(testSql(), "call_test.pair", args);
   assert.equal(await pair({ p_second: "b", p_first: "a" }), "a/b");
   await assert.rejects(pair({ p_first: "a", p_other: "b" }), /does not exist/);
+});
+
+dbTest("lazyDatabase opens its pool on the first query, then answers like the pool", async () => {
+  await createEchoText();
+  const database = lazyDatabase(testDatabaseUrl);
+  try {
+    const [first, second] = await Promise.all([
+      callFunction(database, "call_test.echo_text", { p_text: "first" }),
+      callFunction(database, "call_test.echo_text", { p_text: "second" }),
+    ]);
+    assert.deepEqual([first, second], ["first", "second"]);
+    assert.equal(await callFunction(database, "call_test.echo_text", { p_text: "x" }), "x");
+  } finally {
+    await database.end({ timeout: 1 });
+  }
+});
+
+Deno.test("a lazy database nobody answers is 503 DATABASE_UNAVAILABLE", async () => {
+  const database = lazyDatabase("postgres://postgres@127.0.0.1:1/nothing");
+  try {
+    await assert.rejects(
+      callFunction(database, "call_test.echo_text", { p_text: "x" }),
+      (error: unknown) => (error as { code?: string }).code === "DATABASE_UNAVAILABLE",
+    );
+  } finally {
+    await database.end({ timeout: 0 });
+  }
 });

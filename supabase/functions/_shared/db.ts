@@ -29,9 +29,11 @@ const retryAfterSeconds = 5;
  */
 export function lazyDatabase(url: string): Database {
   let pool: Promise<Sql> | undefined;
-  const open = () => pool ??= import("./pool.ts").then((m) => m.connectDatabase(url));
+  let opened: Sql | undefined; // once open, queries go straight to it
+  const open = () => pool ??= import("./pool.ts").then((m) => opened = m.connectDatabase(url));
   return {
     unsafe(query) {
+      if (opened) return opened.unsafe(query);
       let sent: ReturnType<Sql["unsafe"]> | undefined;
       let cancelled = false;
       const rows = open().then((sql) => {
