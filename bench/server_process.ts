@@ -47,7 +47,8 @@ export async function startServerProcess(
       "--allow-env",
       "--allow-read",
       "--allow-sys",
-      ...(options.exposeGc ? ["--v8-flags=--expose-gc"] : []),
+      // As `npm run dev` runs the local server: a bounded young generation (see deno.json).
+      `--v8-flags=${["--max-semi-space-size=4", ...(options.exposeGc ? ["--expose-gc"] : [])]}`,
       "--config",
       new URL("../deno.json", import.meta.url).pathname,
       new URL(import.meta.url).pathname,

@@ -461,26 +461,39 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
   // ---- refresh ----
 
   let refreshing: Promise<Session | null> | null = null;
+  /** Longer than this to get the lock means another tab held it (it was refreshing). */
+  const lockWaitMs = 5;
+  /** After such a wait, how often and how far apart storage is read again for its token. */
+  const lockRereads = 10;
+  const lockRereadMs = 20;
 
   /**
    * Refreshes the session whose access token `stale` is no longer good, one refresh at a time:
    * callers arriving meanwhile share it, and other tabs wait on the Web Lock of this storage key.
    */
   function refreshSession(stale: string): Promise<Session | null> {
-    refreshing ??= withLock(() => refreshUnlessDone(stale)).finally(() => {
+    refreshing ??= withLock((waited) => refreshUnlessDone(stale, waited)).finally(() => {
       refreshing = null;
     });
     return refreshing;
   }
 
-  function withLock<T>(task: () => Promise<T>): Promise<T> {
+  /** Runs `task` holding the Web Lock, telling it whether it had to wait for another holder. */
+  function withLock<T>(task: (waited: boolean) => Promise<T>): Promise<T> {
     const manager = locks();
-    return manager ? manager.request(lockName, () => task()) : task();
+    if (!manager) return task(false);
+    const requested = performance.now();
+    return manager.request(lockName, () => task(performance.now() - requested > lockWaitMs));
   }
 
-  async function refreshUnlessDone(stale: string): Promise<Session | null> {
-    // Read again inside the lock: another tab may have refreshed while this one waited.
-    const current = await readSession();
+  async function refreshUnlessDone(stale: string, waited: boolean): Promise<Session | null> {
+    // Read again inside the lock: another tab may have refreshed while this one waited. Browsers
+    // share localStorage between tabs a moment late, so after a wait a stale read is read again.
+    let current = await readSession();
+    for (let retry = 0; waited && current?.access_token === stale && retry < lockRereads; retry++) {
+      await new Promise((resolve) => setTimeout(resolve, lockRereadMs));
+      current = await readSession();
+    }
     if (!current) return null;
     if (current.access_token !== stale && !expiresSoon(current)) return current;
 

@@ -100,7 +100,7 @@ export async function callFunction<T>(
   // The first occurrence of the tag must be the closing one; when an argument contains it (by
   // chance or on purpose), a random tag is drawn until none does.
   let tag = defaultTag;
-  while (texts.some((text) => text !== null && (text + tag).indexOf(tag) !== text.length)) {
+  while (texts.some((text) => text !== null && holdsTag(text, tag))) {
     tag = `$a${crypto.getRandomValues(new Uint32Array(2)).join("x")}$`;
   }
   const list = texts.map((text, i) =>
@@ -110,29 +110,54 @@ export async function callFunction<T>(
   return row.result as T;
 }
 
+/** Queries in flight and when each must have answered; one timer sweeps them all. */
+const inFlight = new Set<{ deadline: number; expire(): void }>();
+let sweeper: ReturnType<typeof setInterval> | undefined;
+const sweepIntervalMs = 250;
+
+/** Expires the queries past their deadline; stops when none is left. */
+function sweep(): void {
+  const now = performance.now();
+  for (const query of inFlight) {
+    if (query.deadline <= now) {
+      inFlight.delete(query);
+      query.expire();
+    }
+  }
+  if (inFlight.size === 0) {
+    clearInterval(sweeper);
+    sweeper = undefined;
+  }
+}
+
 /**
- * The query's rows, or 503 DATABASE_UNAVAILABLE when it has not answered within the deadline or
- * the database cannot be reached. A query past its deadline is cancelled on the server, so its
- * one statement rolls back rather than finishing unseen.
+ * The query's rows, or 503 DATABASE_UNAVAILABLE when it has not answered within the deadline (to
+ * within a sweep, 250 ms) or the database cannot be reached. A query past its deadline is
+ * cancelled on the server, so its one statement rolls back rather than finishing unseen. One
+ * shared timer rather than one per query: this runs on every request.
  */
 async function withDeadline<T>(query: Promise<T> & { cancel(): void }): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const deadline = new Promise<"deadline">((resolve) => {
-    timer = setTimeout(() => resolve("deadline"), sqlDeadlineMs);
-  });
-  try {
-    const result = await Promise.race([query, deadline]);
-    if (result === "deadline") {
+  let expire = () => {};
+  const expired = new Promise<never>((_, reject) => {
+    expire = () => {
       query.catch(() => {}); // its cancellation arrives later; nobody waits for it
       query.cancel();
-      throw databaseUnavailable();
-    }
-    return result;
+      reject(databaseUnavailable());
+    };
+  });
+  const entry = { deadline: performance.now() + sqlDeadlineMs, expire };
+  inFlight.add(entry);
+  if (sweeper === undefined) {
+    sweeper = setInterval(sweep, sweepIntervalMs);
+    Deno.unrefTimer(Number(sweeper)); // a pending sweep never keeps a process alive
+  }
+  try {
+    return await Promise.race([query, expired]);
   } catch (error) {
     if (isUnreachable(error)) throw databaseUnavailable();
     throw error;
   } finally {
-    clearTimeout(timer);
+    inFlight.delete(entry);
   }
 }
 
@@ -162,6 +187,20 @@ function isUnreachable(error: unknown): boolean {
   const code = (error as { code?: unknown })?.code;
   // SQLSTATE class 08: connection exceptions.
   return typeof code === "string" && (unreachableCodes.has(code) || code.startsWith("08"));
+}
+
+/**
+ * Whether `tag` would close early after `text`: the text holds it, or ends with a start of it that
+ * the closing tag completes (`…$arg` + `$arg$`).
+ */
+function holdsTag(text: string, tag: string): boolean {
+  if (text.includes(tag)) return true;
+  for (let k = 1; k < tag.length; k++) {
+    if (tag.slice(k) === tag.slice(0, tag.length - k) && text.endsWith(tag.slice(0, k))) {
+      return true;
+    }
+  }
+  return false;
 }
 
 /** The text of a string-like argument (to be dollar-quoted), or null for a bare literal. */
