@@ -4,46 +4,16 @@
  * Called as a web page would (fetch with the anon key) and as a mobile app would
  * (`@supabase/supabase-js` `functions.invoke`).
  */
+import { type OtpStack as Stack, startOtpStack as startStack } from "./support/stytch.ts";
 import assert from "node:assert/strict";
 import { createClient, FunctionsHttpError } from "@supabase/supabase-js";
 import { jwtVerify } from "jose";
-import { startStytchEmulator, type StytchEmulator } from "../local/emulators/stytch.ts";
-import { type LocalServer, mintAnonKey, startLocalServer } from "../local/server.ts";
+import { mintAnonKey } from "../local/server.ts";
 import { dbTest, testSql, uniqueEmail } from "./support/db.ts";
-import { TestClock, testEnv, testJwtSecret, testSupabaseUrl } from "./support/deps.ts";
+import { testJwtSecret, testSupabaseUrl } from "./support/deps.ts";
 import { randomIp } from "./support/http.ts";
-import { stytchEnv } from "./support/stytch.ts";
 
 const secretKey = new TextEncoder().encode(testJwtSecret);
-
-interface Stack {
-  stytch: StytchEmulator;
-  server: LocalServer;
-  clock: TestClock;
-  anonKey: string;
-  [Symbol.asyncDispose](): Promise<void>;
-}
-
-/** The Stytch emulator and the local server on the test database, sharing one clock. */
-async function startStack(): Promise<Stack> {
-  const clock = new TestClock();
-  const stytch = await startStytchEmulator({ now: clock.now });
-  const server = await startLocalServer({
-    env: testEnv(stytchEnv(stytch)),
-    sql: testSql(),
-    now: clock.now,
-  });
-  return {
-    stytch,
-    server,
-    clock,
-    anonKey: await mintAnonKey(testJwtSecret, clock.now()),
-    async [Symbol.asyncDispose]() {
-      await server.close();
-      await stytch.close();
-    },
-  };
-}
 
 async function post(
   stack: Stack,

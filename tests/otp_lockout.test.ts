@@ -5,43 +5,10 @@
  * and the goal is checked: an attacker from up to two IPs cannot stop the owner, from a third,
  * receiving a code and signing in with it.
  */
+import { type OtpStack as Stack, startOtpStack as startStack } from "./support/stytch.ts";
 import assert from "node:assert/strict";
-import { startStytchEmulator, type StytchEmulator } from "../local/emulators/stytch.ts";
-import { type LocalServer, mintAnonKey, startLocalServer } from "../local/server.ts";
-import { dbTest, testSql, uniqueEmail } from "./support/db.ts";
-import { TestClock, testEnv, testJwtSecret } from "./support/deps.ts";
+import { dbTest, uniqueEmail } from "./support/db.ts";
 import { randomIp } from "./support/http.ts";
-import { stytchEnv } from "./support/stytch.ts";
-
-interface Stack {
-  stytch: StytchEmulator;
-  server: LocalServer;
-  clock: TestClock;
-  /** The project's public key: all the attacker has besides the email. */
-  anonKey: string;
-  [Symbol.asyncDispose](): Promise<void>;
-}
-
-/** The Stytch emulator and the local server on the test database, sharing one clock. */
-async function startStack(): Promise<Stack> {
-  const clock = new TestClock();
-  const stytch = await startStytchEmulator({ now: clock.now });
-  const server = await startLocalServer({
-    env: testEnv(stytchEnv(stytch)),
-    sql: testSql(),
-    now: clock.now,
-  });
-  return {
-    stytch,
-    server,
-    clock,
-    anonKey: await mintAnonKey(testJwtSecret, clock.now()),
-    async [Symbol.asyncDispose]() {
-      await server.close();
-      await stytch.close();
-    },
-  };
-}
 
 /**
  * POSTs to a function from `ip`. The client writes a first hop of its own choosing; the platform's

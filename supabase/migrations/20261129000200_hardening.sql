@@ -2,7 +2,8 @@
 --
 -- §13.3 A leaked access token cannot be renewed for ever: the bearer-only refresh renews only a
 --       token of the session's current refresh generation, and never later than 24 h after the
---       session's last sign-in or rotation.
+--       session's last sign-in or rotation (identity.live_session, with p_generation, in
+--       20261129000400_workspaces.sql, which also accepts invitations there).
 -- §13.4 With SUPABASE_EMAIL_CONFIRMATION=off, auth.users.email_confirmed_at proves nothing: such a
 --       user's email is not put on the person, links no account and accepts no invitation.
 -- §13.7 No function in identity or whatsapp is executable by anon or authenticated, including
@@ -22,40 +23,6 @@ $$;
 insert into identity.policy_setting (name, value, note) values
   ('bearer_renewal_seconds', 60 * 60 * 24, 'bearer-only refresh, after sign-in or rotation')
 on conflict (name) do update set value = excluded.value, note = excluded.note;
-
--- The live session behind an access token, for a bearer-only refresh:
---   null                    the session is revoked or expired (SESSION_REVOKED);
---   {renewable: false}      the token is of an older refresh generation, or the session's last
---                           sign-in or rotation is more than bearer_renewal_seconds ago;
---   the session payload     otherwise.
-drop function identity.live_session(uuid, uuid, timestamptz);
-create function identity.live_session(
-  p_session_id uuid,
-  p_person_id uuid,
-  p_generation bigint,
-  p_now timestamptz
-) returns jsonb
-language plpgsql stable
-set search_path = pg_catalog, extensions
-as $$
-declare
-  v_session identity.session;
-begin
-  select * into v_session
-  from identity.session s
-  where s.id = p_session_id and s.person_id = p_person_id
-    and s.revoked_at is null and s.expires_at > p_now;
-  if not found then
-    return null;
-  end if;
-  if v_session.refresh_counter <> p_generation
-    or coalesce(v_session.refreshed_at, v_session.created_at)
-      + make_interval(secs => identity.policy('bearer_renewal_seconds')) <= p_now then
-    return jsonb_build_object('renewable', false);
-  end if;
-  return identity.session_payload(v_session);
-end
-$$;
 
 -- Provisions a Supabase Auth user (same contract as before), with p_email_confirmation_proves:
 -- false when Supabase Auth confirms emails without asking the user (SUPABASE_EMAIL_CONFIRMATION=off),

@@ -314,10 +314,14 @@ begin
 end
 $$;
 
--- The live session behind an access token, for a bearer-only refresh (same answers as before:
--- null, {renewable: false}, or the session payload); a renewable one also accepts invitations and
--- keeps the workspace current, so it is no longer read-only (volatile).
-create or replace function identity.live_session(
+-- The live session behind an access token, for a bearer-only refresh:
+--   null                    the session is revoked or expired (SESSION_REVOKED);
+--   {renewable: false}      the token is of an older refresh generation, or the session's last
+--                           sign-in or rotation is more than bearer_renewal_seconds ago (SPEC §13.3);
+--   the session payload     otherwise; a renewable session also accepts invitations and keeps its
+--                           workspace current, so the function is volatile.
+drop function identity.live_session(uuid, uuid, timestamptz);
+create function identity.live_session(
   p_session_id uuid,
   p_person_id uuid,
   p_generation bigint,

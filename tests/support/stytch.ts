@@ -12,7 +12,9 @@ import {
   type StytchEmulatorOptions,
 } from "../../local/emulators/stytch.ts";
 import { createLogger } from "../../supabase/functions/_shared/log.ts";
-import { capturedLog, TestClock, type TestDeps, testDeps } from "./deps.ts";
+import { type LocalServer, mintAnonKey, startLocalServer } from "../../local/server.ts";
+import { testSql } from "./db.ts";
+import { capturedLog, TestClock, type TestDeps, testDeps, testEnv, testJwtSecret } from "./deps.ts";
 
 /** STYTCH_* variables for a running emulator. */
 export function stytchEnv(stytch: StytchEmulator): Env {
@@ -70,5 +72,35 @@ export function loggedStytchOtp(
       authenticateCode: (methodId, code) => client.authenticateCode(methodId, code, log),
     },
     logs: lines,
+  };
+}
+
+export interface OtpStack {
+  stytch: StytchEmulator;
+  server: LocalServer;
+  clock: TestClock;
+  /** The project's legacy anon key: all an attacker has besides an email. */
+  anonKey: string;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** The Stytch emulator and the local server on the test database, sharing one clock. */
+export async function startOtpStack(): Promise<OtpStack> {
+  const clock = new TestClock();
+  const stytch = await startStytchEmulator({ now: clock.now });
+  const server = await startLocalServer({
+    env: testEnv(stytchEnv(stytch)),
+    sql: testSql(),
+    now: clock.now,
+  });
+  return {
+    stytch,
+    server,
+    clock,
+    anonKey: await mintAnonKey(testJwtSecret, clock.now()),
+    async [Symbol.asyncDispose]() {
+      await server.close();
+      await stytch.close();
+    },
   };
 }
